@@ -1,0 +1,1 @@
+"""Evaluation of (quantized) models: perplexity (``residq.eval.perplexity``) and zero-shot tasks."""

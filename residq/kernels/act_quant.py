@@ -1,0 +1,297 @@
+"""Activation quantizer: NVFP4 / MXFP4 / INT4 per block, with ARCQuant's residual channels.
+
+Computes, for activations ``X`` ``(M, K)`` (bf16/fp16/fp32):
+
+1. optional channel gather ``X_perm = X[:, perm]`` (ARCQuant sorts outlier channels last);
+2. ``Q1 = quantize(X_perm)`` per block (``block_formats.py``); NVFP4 uses a dynamic global
+   scale ``g1 = amax(|X|) / 2688`` (or a static one given by the caller);
+3. ARCQuant (arXiv 2601.07475) with ``s > 0``: ``R = X_perm[:, K-s:] - deq(Q1)[:, K-s:]``,
+   ``Q2 = quantize(R)`` with its own block scales (NVFP4: and its own dynamic global scale
+   ``g2``, as ``residq.nn.activation`` does); the packed operand is ``[Q1 | Q2]``, K+s columns;
+4. optionally ARHQ's low-rank input ``X_perm @ A`` (``A`` ``(K, r)``) from the same read of X.
+
+Kernels: ``_amax_partials_kernel`` (max |X| per tile group), ``_residual_amax_kernel`` (NVFP4
+with s > 0: max |R|), ``_quantize_kernel`` (everything else, one pass; reads the partial maxima
+itself, so no host synchronisation and the whole call is CUDA-graph capturable). The quantize
+pass walks the tiles in reverse order, so it starts on the rows the amax pass left in L2.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from residq.kernels.block_formats import block_size, check_k, dequantize_blocks, quantize_blocks
+from residq.kernels.triton_codes import e2m1_encode, e2m1_value, e4m3_round, mx_exponent_ceil
+from residq.kernels.triton_codes import power_of_two, rint
+from residq.kernels.triton_mma import mma
+
+FORMAT_IDS = {"nvfp4": 0, "mxfp4": 1, "int4": 2}
+MAX_PARTIALS = 256
+_AMAX_ROWS, _AMAX_COLS = 8, 1024
+_NVFP4_DIVISOR = tl.constexpr(6.0 * 448.0)
+_FLOAT32_TINY = tl.constexpr(1.1754943508222875e-38)
+
+
+def reference(
+    x: torch.Tensor,
+    fmt: str,
+    perm: torch.Tensor | None = None,
+    s: int = 0,
+    global_scale: torch.Tensor | None = None,
+    lowrank_a: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """Torch reference of ``launch``: same keys, same bits (``lowrank_xa`` up to rounding)."""
+    rows = x if perm is None else x[:, perm]
+    k = rows.shape[1]
+    first = quantize_blocks(rows, fmt, global_scale)
+    out = {"codes": first["codes"], "scale": first["scale"]}
+    if fmt == "nvfp4":
+        out["global_scale"] = first["global_scale"]
+    if s:
+        residual = rows[:, k - s :].float() - dequantize_blocks(first, fmt)[:, k - s :]
+        second = quantize_blocks(residual, fmt)
+        out["codes"] = torch.cat([first["codes"], second["codes"]], dim=1)
+        out["scale"] = torch.cat([first["scale"], second["scale"]], dim=1)
+        if fmt == "nvfp4":
+            out["residual_global_scale"] = second["global_scale"]
+    if lowrank_a is not None:
+        out["lowrank_xa"] = (rows.float() @ lowrank_a.float()).to(x.dtype)
+    return out
+
+
+@triton.jit
+def _global_scale(partial_ptr, n_partials, MAX_P: tl.constexpr):
+    """NVFP4 ``g = amax / 2688`` from the partial maxima (1.0 when amax is 0)."""
+    offs = tl.arange(0, MAX_P)
+    amax = tl.max(tl.load(partial_ptr + offs, mask=offs < n_partials, other=0.0), axis=0)
+    g = tl.maximum(tl.math.div_rn(amax, _NVFP4_DIVISOR), _FLOAT32_TINY)
+    return tl.where(amax > 0, g, 1.0)
+
+
+@triton.jit
+def _quantize_blocks(x, g, FMT: tl.constexpr):
+    """x float32 ``[BM, NB, SB]`` -> (int32 codes, stored scales ``[BM, NB]``, dequantized x)."""
+    amax = tl.max(tl.abs(x), axis=2)
+    if FMT == 0:
+        wanted = tl.math.div_rn(amax, 6.0 * g)
+        wanted = tl.minimum(tl.maximum(wanted, 2.0**-9), 448.0)
+        bits, scale = e4m3_round(wanted)
+        bits = tl.where(amax > 0, bits, 56)
+        scale = tl.where(amax > 0, scale, 1.0)
+        codes = e2m1_encode(tl.math.div_rn(x, (scale * g)[:, :, None]))
+        values = (e2m1_value(codes) * scale[:, :, None]) * g
+        stored = bits.to(tl.uint8)
+    elif FMT == 1:
+        exponent = mx_exponent_ceil(amax)
+        step = power_of_two(exponent)
+        codes = e2m1_encode(tl.math.div_rn(x, step[:, :, None]))
+        values = e2m1_value(codes) * step[:, :, None]
+        stored = (exponent + 127).to(tl.uint8)
+    else:
+        raw = tl.where(amax > 0, tl.math.div_rn(amax, 7.0), 1.0)
+        step16 = tl.minimum(tl.maximum(raw, 2.0**-24), 65504.0).to(tl.float16)
+        step = step16.to(tl.float32)
+        q = rint(tl.math.div_rn(x, step[:, :, None]))
+        q = tl.minimum(tl.maximum(q, -8.0), 7.0)
+        codes = q.to(tl.int32) + 8
+        values = q * step[:, :, None]
+        stored = step16
+    return codes, stored, values
+
+
+@triton.jit
+def _load_block_tile(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm,
+                     SB: tl.constexpr, HAS_PERM: tl.constexpr):
+    """float32 ``[BM, NB, SB]`` of the source columns of output blocks ``blocks`` (col >= K maps
+    to the residual's source col - S), and the output columns ``[NB, SB]``."""
+    cols = blocks[:, None] * SB + tl.arange(0, SB)[None, :]
+    valid = cols < K + S
+    src = tl.where(cols < K, cols, cols - S)
+    if HAS_PERM:
+        src = tl.load(perm_ptr + src, mask=valid, other=0)
+    mask = (rows < M)[:, None, None] & valid[None, :, :]
+    x = tl.load(x_ptr + rows[:, None, None] * stride_xm + src[None, :, :], mask=mask, other=0.0)
+    return x.to(tl.float32), cols
+
+
+@triton.jit
+def _amax_partials_kernel(x_ptr, partial_ptr, M, K, stride_xm, n_programs,
+                          BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
+    """partial[p] = max |x| over the tiles p, p + P, ... (row-major tiles of BLOCK_M x BLOCK_K)."""
+    pid = tl.program_id(0)
+    col_tiles = tl.cdiv(K, BLOCK_K)
+    n_tiles = tl.cdiv(M, BLOCK_M) * col_tiles
+    running = tl.zeros([BLOCK_M, BLOCK_K], dtype=tl.float32)
+    for tile in range(pid, n_tiles, n_programs):
+        rows = (tile // col_tiles) * BLOCK_M + tl.arange(0, BLOCK_M)
+        cols = (tile % col_tiles) * BLOCK_K + tl.arange(0, BLOCK_K)
+        mask = (rows < M)[:, None] & (cols < K)[None, :]
+        x = tl.load(x_ptr + rows[:, None] * stride_xm + cols[None, :], mask=mask, other=0.0)
+        running = tl.maximum(running, tl.abs(x.to(tl.float32)))
+    tl.store(partial_ptr + pid, tl.max(tl.max(running, axis=1), axis=0))
+
+
+@triton.jit
+def _residual_amax_kernel(x_ptr, perm_ptr, partial_ptr, n_partials, static_g_ptr, out_partial_ptr,
+                          M, K, S, stride_xm, DYNAMIC: tl.constexpr, HAS_PERM: tl.constexpr,
+                          BLOCK_M: tl.constexpr, NB: tl.constexpr, MAX_P: tl.constexpr):
+    """out_partial[p] = max |R| of NVFP4 stage 1 over row tile p and the last S columns."""
+    pid = tl.program_id(0)
+    g = _global_scale(partial_ptr, n_partials, MAX_P) if DYNAMIC else tl.load(static_g_ptr)
+    rows = pid * BLOCK_M + tl.arange(0, BLOCK_M)
+    running = tl.zeros([BLOCK_M, NB, 16], dtype=tl.float32)
+    for b0 in range(K // 16, (K + S) // 16, NB):
+        blocks = b0 + tl.arange(0, NB)
+        x, cols = _load_block_tile(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm, 16, HAS_PERM)
+        _, _, values = _quantize_blocks(x, g, 0)
+        running = tl.maximum(running, tl.abs(x - values))
+    tl.store(out_partial_ptr + pid, tl.max(tl.max(tl.max(running, axis=2), axis=1), axis=0))
+
+
+@triton.jit
+def _quantize_kernel(
+    x_ptr, perm_ptr, codes_ptr, scale_ptr, partial_ptr, n_partials, res_partial_ptr,
+    n_res_partials, g_ptr, g_res_ptr, a_ptr, xa_ptr,
+    M, K, S, stride_xm, R, n_chunks, chunks_per_program, n_units,
+    FMT: tl.constexpr, SB: tl.constexpr, NB: tl.constexpr, BLOCK_M: tl.constexpr,
+    HAS_PERM: tl.constexpr, DYNAMIC: tl.constexpr, RESIDUAL_G: tl.constexpr,
+    HAS_XA: tl.constexpr, R_PAD: tl.constexpr, MAX_P: tl.constexpr, F32_DOT: tl.constexpr,
+):
+    """Codes/scales of NB blocks x BLOCK_M rows per chunk, chunks_per_program chunks each."""
+    last = n_units - 1
+    unit = last - tl.program_id(0)  # reverse order: start where the amax pass ended
+    n_units_per_row_tile = tl.cdiv(n_chunks, chunks_per_program)
+    rows = (unit // n_units_per_row_tile) * BLOCK_M + tl.arange(0, BLOCK_M)
+    first_chunk = (unit % n_units_per_row_tile) * chunks_per_program
+    g = 1.0
+    if FMT == 0:
+        g = _global_scale(partial_ptr, n_partials, MAX_P) if DYNAMIC else tl.load(g_ptr)
+    g2 = g
+    if RESIDUAL_G:
+        g2 = _global_scale(res_partial_ptr, n_res_partials, MAX_P)
+    if unit == last:
+        if DYNAMIC:
+            tl.store(g_ptr, g)
+        if RESIDUAL_G:
+            tl.store(g_res_ptr, g2)
+    KS = K + S
+    xa = tl.zeros([BLOCK_M, R_PAD], dtype=tl.float32)
+    for chunk in range(first_chunk, tl.minimum(first_chunk + chunks_per_program, n_chunks)):
+        blocks = chunk * NB + tl.arange(0, NB)
+        x, cols = _load_block_tile(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm, SB, HAS_PERM)
+        codes, stored, values = _quantize_blocks(x, g, FMT)
+        if (chunk + 1) * NB * SB > K:  # this chunk holds residual blocks
+            codes2, stored2, _ = _quantize_blocks(x - values, g2, FMT)
+            is_residual = blocks >= K // SB
+            codes = tl.where(is_residual[None, :, None], codes2, codes)
+            stored = tl.where(is_residual[None, :], stored2, stored)
+        even, odd = tl.split(tl.reshape(codes, [BLOCK_M, NB, SB // 2, 2]))
+        packed = (even | (odd << 4)).to(tl.uint8)
+        byte_cols = blocks[:, None] * (SB // 2) + tl.arange(0, SB // 2)[None, :]
+        row_ok = (rows < M)[:, None, None]
+        tl.store(codes_ptr + rows[:, None, None] * (KS // 2) + byte_cols[None, :, :], packed,
+                 mask=row_ok & (byte_cols < KS // 2)[None, :, :])
+        tl.store(scale_ptr + rows[:, None] * (KS // SB) + blocks[None, :], stored,
+                 mask=(rows < M)[:, None] & (blocks < KS // SB)[None, :])
+        if HAS_XA:
+            main = tl.reshape(tl.where((cols < K)[None, :, :], x, 0.0), [BLOCK_M, NB * SB])
+            flat_cols = tl.reshape(cols, [NB * SB])
+            r_offs = tl.arange(0, R_PAD)
+            a = tl.load(a_ptr + flat_cols[:, None] * R + r_offs[None, :],
+                        mask=(flat_cols < K)[:, None] & (r_offs < R)[None, :], other=0.0)
+            xa = mma(main.to(a.dtype), a, xa, F32_DOT)
+    if HAS_XA:
+        r_offs = tl.arange(0, R_PAD)
+        tl.store(xa_ptr + rows[:, None] * R + r_offs[None, :], xa.to(xa_ptr.dtype.element_ty),
+                 mask=(rows < M)[:, None] & (r_offs < R)[None, :])
+
+
+def _check_inputs(x: torch.Tensor, fmt: str, perm, s: int, lowrank_a) -> None:
+    if x.dim() != 2 or not x.is_floating_point():
+        raise ValueError(f"expected float activations (M, K), got {x.dtype} {tuple(x.shape)}")
+    k = x.shape[1]
+    check_k(k, fmt)
+    if s < 0 or s > k or s % block_size(fmt):
+        raise ValueError(f"s must be a multiple of {block_size(fmt)} in [0, K={k}], got {s}")
+    if perm is not None and (perm.shape != (k,) or perm.dtype not in (torch.int32, torch.int64)):
+        raise ValueError(f"perm must be int32/int64 of shape ({k},), got {perm.dtype} {tuple(perm.shape)}")
+    if lowrank_a is not None and (lowrank_a.dim() != 2 or lowrank_a.shape[0] != k):
+        raise ValueError(f"lowrank_a must be (K={k}, r), got {tuple(lowrank_a.shape)}")
+
+
+def launch(
+    x: torch.Tensor,
+    fmt: str,
+    perm: torch.Tensor | None = None,
+    s: int = 0,
+    global_scale: torch.Tensor | None = None,
+    lowrank_a: torch.Tensor | None = None,
+    block_rows: int = 16,
+    chunk_cols: int = 256,
+) -> dict[str, torch.Tensor]:
+    """Quantize activations ``x`` ``(M, K)`` on the device; keys as ``reference``.
+
+    Returns ``codes`` uint8 ``(M, (K+s)/2)``, ``scale`` ``(M, (K+s)/block)`` (uint8 E4M3 /
+    E8M0 bytes, or float16 steps), NVFP4 ``global_scale`` float32 ``()`` (and
+    ``residual_global_scale`` when ``s > 0``), and ``lowrank_xa`` ``(M, r)`` in x's dtype when
+    ``lowrank_a`` is given (computed from the same read of X). ``global_scale`` given: static
+    NVFP4 scale (no amax pass). ``block_rows``/``chunk_cols``: tile of one program.
+    """
+    _check_inputs(x, fmt, perm, s, lowrank_a)
+    x = x if x.stride(1) == 1 else x.contiguous()
+    m, k = x.shape
+    sb = block_size(fmt)
+    fmt_id = FORMAT_IDS[fmt]
+    device = x.device
+    codes = torch.empty((m, (k + s) // 2), dtype=torch.uint8, device=device)
+    scale_dtype = torch.float16 if fmt == "int4" else torch.uint8
+    scale = torch.empty((m, (k + s) // sb), dtype=scale_dtype, device=device)
+    dynamic = fmt == "nvfp4" and global_scale is None
+    g = torch.empty((), dtype=torch.float32, device=device)
+    if fmt == "nvfp4" and global_scale is not None:
+        g = global_scale.to(device=device, dtype=torch.float32).reshape(())
+    partials = torch.empty(MAX_PARTIALS, dtype=torch.float32, device=device)
+    n_partials = 1
+    if dynamic:
+        tiles = triton.cdiv(m, _AMAX_ROWS) * triton.cdiv(k, _AMAX_COLS)
+        n_partials = min(tiles, MAX_PARTIALS)
+        _amax_partials_kernel[(n_partials,)](x, partials, m, k, x.stride(0), n_partials,
+                                             BLOCK_M=_AMAX_ROWS, BLOCK_K=_AMAX_COLS)
+    residual_g = fmt == "nvfp4" and s > 0
+    res_partials = torch.empty(MAX_PARTIALS, dtype=torch.float32, device=device)
+    g_res = torch.empty((), dtype=torch.float32, device=device)
+    res_rows = triton.next_power_of_2(max(block_rows, triton.cdiv(m, MAX_PARTIALS)))
+    n_res_partials = triton.cdiv(m, res_rows)
+    perm_arg = perm.to(device) if perm is not None else codes
+    if residual_g:
+        _residual_amax_kernel[(n_res_partials,)](
+            x, perm_arg, partials, n_partials, g, res_partials, m, k, s, x.stride(0),
+            DYNAMIC=dynamic, HAS_PERM=perm is not None, BLOCK_M=res_rows,
+            NB=8, MAX_P=MAX_PARTIALS,
+        )
+    nb = max(1, chunk_cols // sb)
+    n_chunks = triton.cdiv((k + s) // sb, nb)
+    has_xa = lowrank_a is not None
+    r = lowrank_a.shape[1] if has_xa else 0
+    chunks_per_program = n_chunks if has_xa else 1
+    xa = torch.empty((m, max(r, 1)), dtype=x.dtype, device=device)
+    a_arg = lowrank_a.to(device=device, dtype=x.dtype).contiguous() if has_xa else x
+    units = triton.cdiv(m, block_rows) * triton.cdiv(n_chunks, chunks_per_program)
+    _quantize_kernel[(units,)](
+        x, perm_arg, codes, scale, partials, n_partials, res_partials, n_res_partials, g, g_res,
+        a_arg, xa, m, k, s, x.stride(0), r, n_chunks, chunks_per_program, units,
+        FMT=fmt_id, SB=sb, NB=nb, BLOCK_M=block_rows, HAS_PERM=perm is not None,
+        DYNAMIC=dynamic, RESIDUAL_G=residual_g, HAS_XA=has_xa,
+        R_PAD=max(16, triton.next_power_of_2(max(r, 1))), MAX_P=MAX_PARTIALS,
+        F32_DOT=device.type == "cpu",
+    )
+    out = {"codes": codes, "scale": scale}
+    if fmt == "nvfp4":
+        out["global_scale"] = g
+    if residual_g:
+        out["residual_global_scale"] = g_res
+    if has_xa:
+        out["lowrank_xa"] = xa[:, :r]
+    return out

@@ -1,0 +1,214 @@
+"""W4A16 GEMM/GEMV: packed NVFP4 / MXFP4 / INT4-g128 weights times bf16/fp16 activations.
+
+``out (M, N) = x (M, K) @ W (N, K)^T`` with W packed as in ``block_formats.py``.
+
+One kernel, written "swap-AB": a program computes the transposed tile ``W_tile @ x_tile^T``
+(``[BLOCK_N, BLOCK_M]``), so the decoded weights are the MMA's first operand and stay in
+registers while the activations stream through shared memory. Small M (decode) uses
+BLOCK_M = 16 and split-K: each of SPLIT_K programs of a tile writes an fp32 partial, and the
+last one to finish (an atomic counter per tile, reset by that program) sums them and writes
+the output, all in one launch. Large M uses bigger tiles and no split.
+
+Exactness: weights decode to exact 16-bit values (NVFP4/MXFP4 times their block scale; INT4
+``q`` with the fp16 step applied to each 128-wide fp32 partial product), the tensor cores
+accumulate in fp32, and NVFP4's global scale multiplies the fp32 result. The output differs
+from ``reference`` only by fp32 summation order and the final rounding to x's dtype.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from residq.kernels.block_formats import block_size, check_k, dequantize_blocks
+from residq.kernels.triton_mma import mma
+from residq.kernels.triton_tiles import dot_order_positions, interleave_k, load_decoded_tile
+from residq.kernels.triton_tiles import to_dot_order
+
+FORMAT_IDS = {"nvfp4": 0, "mxfp4": 1, "int4": 2}
+SM_COUNT_GUESS = 132
+_workspaces: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def reference(x: torch.Tensor, packed: dict[str, torch.Tensor], fmt: str) -> torch.Tensor:
+    """``x @ dequantize(W)^T`` in float32, returned in x's dtype; x ``(M, K)``."""
+    weight = dequantize_blocks(packed, fmt).to(x.device)
+    return (x.float() @ weight.T).to(x.dtype)
+
+
+@triton.jit
+def _load_activation_tile(x_ptr, offs_m, M, k0, K, stride_xm,
+                          BLOCK_K: tl.constexpr, INTERLEAVE: tl.constexpr, DOT_ORDER: tl.constexpr):
+    """x^T tiles: ``[BLOCK_K, BM]`` (INTERLEAVE) or even/odd K rows ``[BLOCK_K/2, BM]`` each
+    (DOT_ORDER: rows in ``to_dot_order``'s order)."""
+    m_ok = (offs_m < M)[None, :]
+    if DOT_ORDER == 2:
+        S: tl.constexpr = BLOCK_K // 32
+        kk = k0 + tl.arange(0, BLOCK_K)
+        x = tl.load(x_ptr + offs_m[:, None] * stride_xm + kk[None, :],
+                    mask=(offs_m < M)[:, None] & (kk < K)[None, :], other=0.0)
+        x6 = tl.reshape(x, [x.shape[0], 4, S, 2, 2, 2])
+        even, odd = tl.split(tl.permute(x6, (2, 3, 1, 4, 0, 5)))
+        return (tl.reshape(even, [BLOCK_K // 2, x.shape[0]]),
+                tl.reshape(odd, [BLOCK_K // 2, x.shape[0]]))
+    elif DOT_ORDER:
+        kk = k0 + 2 * dot_order_positions(BLOCK_K // 2)
+        base = x_ptr + offs_m[None, :] * stride_xm + kk[:, None]
+        even = tl.load(base, mask=m_ok & (kk < K)[:, None], other=0.0)
+        odd = tl.load(base + 1, mask=m_ok & (kk + 1 < K)[:, None], other=0.0)
+        return even, odd
+    elif INTERLEAVE:
+        kk = k0 + tl.arange(0, BLOCK_K)
+        x = tl.load(x_ptr + offs_m[None, :] * stride_xm + kk[:, None],
+                    mask=m_ok & (kk < K)[:, None], other=0.0)
+        return x, x
+    else:
+        kk = k0 + 2 * tl.arange(0, BLOCK_K // 2)
+        base = x_ptr + offs_m[None, :] * stride_xm + kk[:, None]
+        even = tl.load(base, mask=m_ok & (kk < K)[:, None], other=0.0)
+        odd = tl.load(base + 1, mask=m_ok & (kk + 1 < K)[:, None], other=0.0)
+        return even, odd
+
+
+@triton.jit
+def _finish_tile(acc, out_ptr, partial_ptr, counter_ptr, offs_n, offs_m, M, N, stride_om,
+                 pid_k, tile_id, SPLIT_K: tl.constexpr):
+    """Store ``acc^T`` (``[BN, BM]`` fp32), summing split-K partials in the last program."""
+    out_tile = tl.trans(acc)
+    mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
+    out_offs = offs_m[:, None] * stride_om + offs_n[None, :]
+    if SPLIT_K == 1:
+        tl.store(out_ptr + out_offs, out_tile.to(out_ptr.dtype.element_ty), mask=mask)
+    else:
+        part_offs = offs_m[:, None] * N + offs_n[None, :]
+        tl.store(partial_ptr + pid_k * M * N + part_offs, out_tile, mask=mask)
+        tl.debug_barrier()
+        arrived = tl.atomic_add(counter_ptr + tile_id, 1, sem="acq_rel", scope="gpu")
+        if arrived == SPLIT_K - 1:
+            total = tl.zeros_like(out_tile)
+            for split in range(SPLIT_K):
+                total += tl.load(partial_ptr + split * M * N + part_offs, mask=mask, other=0.0,
+                                 cache_modifier=".cg")
+            tl.store(out_ptr + out_offs, total.to(out_ptr.dtype.element_ty), mask=mask)
+            tl.atomic_xchg(counter_ptr + tile_id, 0, sem="relaxed", scope="gpu")
+
+
+@triton.jit
+def _w4a16_kernel(
+    x_ptr, codes_ptr, scale_ptr, g_ptr, out_ptr, partial_ptr, counter_ptr,
+    M, N, K, stride_xm, stride_om,
+    FMT: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr,
+    SPLIT_K: tl.constexpr, BF16: tl.constexpr, USE_ASM: tl.constexpr,
+    INTERLEAVE: tl.constexpr, DOT_ORDER: tl.constexpr, F32_DOT: tl.constexpr,
+):
+    pid_n = tl.program_id(0)
+    pid_m = tl.program_id(1)
+    pid_k = tl.program_id(2)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    k_tiles = tl.cdiv(K, BLOCK_K)
+    tiles_per_split = tl.cdiv(k_tiles, SPLIT_K)
+    first = pid_k * tiles_per_split
+    last = tl.minimum(first + tiles_per_split, k_tiles)
+    acc = tl.zeros([BLOCK_N, BLOCK_M], dtype=tl.float32)
+    for tile in range(first, last):
+        k0 = tile * BLOCK_K
+        lo, hi, step = load_decoded_tile(codes_ptr, scale_ptr, offs_n, N, k0, K, K,
+                                         FMT, BLOCK_K, BF16, USE_ASM)
+        x_a, x_b = _load_activation_tile(x_ptr, offs_m, M, k0, K, stride_xm, BLOCK_K, INTERLEAVE,
+                                         DOT_ORDER)
+        if DOT_ORDER:
+            prod = mma(to_dot_order(lo, BLOCK_N, BLOCK_K // 2),
+                       x_a, tl.zeros_like(acc) if FMT == 2 else acc, F32_DOT)
+            prod = mma(to_dot_order(hi, BLOCK_N, BLOCK_K // 2),
+                       x_b, prod, F32_DOT)
+        elif INTERLEAVE:
+            prod = mma(interleave_k(lo, hi, BLOCK_N, BLOCK_K), x_a,
+                       tl.zeros_like(acc) if FMT == 2 else acc, F32_DOT)
+        else:
+            prod = mma(lo, x_a,
+                       tl.zeros_like(acc) if FMT == 2 else acc, F32_DOT)
+            prod = mma(hi, x_b, prod, F32_DOT)
+        if FMT == 2:
+            acc += prod * step  # step [BLOCK_N, 1]: one 128-wide group per tile
+        else:
+            acc = prod
+    if FMT == 0:
+        acc = acc * tl.load(g_ptr)
+    _finish_tile(acc, out_ptr, partial_ptr, counter_ptr, offs_n, offs_m, M, N, stride_om,
+                 pid_k, pid_m * tl.cdiv(N, BLOCK_N) + pid_n, SPLIT_K)
+
+
+def default_config(m: int, n: int, k: int, fmt: str) -> dict:
+    """Tile configuration for an (M, N, K) problem (tuned on H100; see benchmarks/README.md)."""
+    block_k = 128 if fmt == "int4" else 256
+    if m <= 16:
+        cfg = dict(BLOCK_N=64, BLOCK_M=16, BLOCK_K=block_k, num_warps=4, num_stages=4)
+    elif m <= 64:
+        cfg = dict(BLOCK_N=64, BLOCK_M=64, BLOCK_K=block_k, num_warps=4, num_stages=3)
+    else:
+        cfg = dict(BLOCK_N=128, BLOCK_M=128, BLOCK_K=128, num_warps=8, num_stages=3)
+    tiles = triton.cdiv(n, cfg["BLOCK_N"]) * triton.cdiv(m, cfg["BLOCK_M"])
+    k_tiles = triton.cdiv(k, cfg["BLOCK_K"])
+    split = 1
+    while tiles * split * 2 <= 2 * SM_COUNT_GUESS and split * 2 <= k_tiles // 2:
+        split *= 2
+    cfg["SPLIT_K"] = split
+    cfg["INTERLEAVE"] = False
+    cfg["DOT_ORDER"] = 2
+    return cfg
+
+
+def _workspace(device: torch.device, partial_elems: int, counters: int):
+    """Cached fp32 partials and zeroed int32 tile counters (counters reset themselves)."""
+    held = _workspaces.get(device)
+    if held is None or held[0].numel() < partial_elems or held[1].numel() < counters:
+        held = (torch.empty(max(partial_elems, 1), dtype=torch.float32, device=device),
+                torch.zeros(max(counters, 1024), dtype=torch.int32, device=device))
+        _workspaces[device] = held
+    return held
+
+
+def check_packed(packed: dict[str, torch.Tensor], fmt: str, n: int, k: int) -> None:
+    """Raise unless ``packed`` holds a ``fmt`` tensor of shape (n, k)."""
+    check_k(k, fmt)
+    codes, scale = packed.get("codes"), packed.get("scale")
+    if codes is None or scale is None:
+        raise KeyError(f"packed {fmt} weight needs 'codes' and 'scale', got {sorted(packed)}")
+    want_scale = (n, k // block_size(fmt))
+    if tuple(codes.shape) != (n, k // 2) or tuple(scale.shape) != want_scale:
+        raise ValueError(f"packed {fmt} (N={n}, K={k}) needs codes {(n, k // 2)} and scale "
+                         f"{want_scale}, got {tuple(codes.shape)} and {tuple(scale.shape)}")
+    if fmt == "nvfp4" and "global_scale" not in packed:
+        raise KeyError("packed nvfp4 weight needs 'global_scale'")
+
+
+def launch(x: torch.Tensor, packed: dict[str, torch.Tensor], fmt: str,
+           config: dict | None = None, use_asm: bool | None = None) -> torch.Tensor:
+    """``x (M, K) @ W^T`` -> ``(M, N)`` in x's dtype (bf16 or fp16; MXFP4 needs bf16)."""
+    m, k = x.shape
+    n = packed["codes"].shape[0]
+    check_packed(packed, fmt, n, k)
+    if x.dtype not in (torch.bfloat16, torch.float16) or (fmt == "mxfp4" and x.dtype != torch.bfloat16):
+        raise ValueError(f"w4a16 {fmt} needs {'bf16' if fmt == 'mxfp4' else 'bf16/fp16'} "
+                         f"activations, got {x.dtype}")
+    x = x if x.stride(1) == 1 else x.contiguous()
+    cfg = dict(default_config(m, n, k, fmt), **(config or {}))
+    if fmt == "int4" and cfg["BLOCK_K"] != 128:
+        raise ValueError(f"int4 needs BLOCK_K=128 (one scale group per tile), got {cfg['BLOCK_K']}")
+    on_cpu = x.device.type == "cpu"
+    out = torch.empty((m, n), dtype=x.dtype, device=x.device)
+    grid = (triton.cdiv(n, cfg["BLOCK_N"]), triton.cdiv(m, cfg["BLOCK_M"]), cfg["SPLIT_K"])
+    partials, counters = _workspace(x.device, cfg["SPLIT_K"] * m * n if cfg["SPLIT_K"] > 1 else 0,
+                                    grid[0] * grid[1])
+    g = packed.get("global_scale", partials)
+    _w4a16_kernel[grid](
+        x, packed["codes"], packed["scale"], g, out, partials, counters,
+        m, n, k, x.stride(0), out.stride(0),
+        FMT=FORMAT_IDS[fmt], BLOCK_N=cfg["BLOCK_N"], BLOCK_M=cfg["BLOCK_M"],
+        BLOCK_K=cfg["BLOCK_K"], SPLIT_K=cfg["SPLIT_K"], BF16=x.dtype == torch.bfloat16,
+        USE_ASM=(not on_cpu) if use_asm is None else use_asm, INTERLEAVE=cfg["INTERLEAVE"],
+        DOT_ORDER=cfg["DOT_ORDER"], F32_DOT=on_cpu, num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
+    )
+    return out

@@ -1,0 +1,195 @@
+"""W4A4 emulated GEMM: packed 4-bit activations times packed 4-bit weights, for Hopper.
+
+``out (M, N) = deq(Xq) (M, K') @ deq(Wq) (N, K')^T [+ (X A) B^T]`` where both operands come
+packed as in ``block_formats.py`` (activations from ``act_quant.launch``) and ``K' = K + s``
+(ARCQuant: the last ``s`` columns of ``Xq`` are the quantized residual ``Q2``, those of ``Wq``
+repeat the weight's outlier columns; arXiv 2601.07475).
+
+Hopper has no FP4 tensor cores, so both tiles are decoded in registers to 16-bit values that
+are exact (ALGORITHMS.md 1: ``e2m1 * e4m3`` is exact in fp16 and bf16; MXFP4 ``e2m1 * 2^e`` in
+bf16; INT4 codes as int8 ``16 q`` for the int8 tensor cores, each 128-wide group's int32
+product scaled by ``step_x * step_w / 256``) and multiplied with fp32 accumulation. NVFP4's
+global scales are applied at the end: ``g_x g_w`` for the main K range and, with ARCQuant's own
+residual scale ``g_r``, the accumulator is rescaled by ``g_x / g_r`` between the two ranges.
+ARHQ's low-rank branch (arXiv 2605.00140) is one more MMA in the epilogue: ``(X A) B^T``
+with ``X A`` from the activation kernel. A faithful emulation of Blackwell's NVFP4 GEMM up to
+fp32 summation order.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from residq.kernels.block_formats import block_size, dequantize_blocks
+from residq.kernels.triton_mma import mma
+from residq.kernels.triton_tiles import load_decoded_tile, to_dot_order, to_dot_order_t
+
+FORMAT_IDS = {"nvfp4": 0, "mxfp4": 1, "int4": 2}
+
+
+def reference(x_packed: dict[str, torch.Tensor], w_packed: dict[str, torch.Tensor], fmt: str,
+              s: int = 0, lowrank_xa: torch.Tensor | None = None,
+              lowrank_b: torch.Tensor | None = None,
+              out_dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    """float32 emulation: dequantize both operands (the residual columns with their own global
+    scale), one product over K + s, plus the low-rank term; returned in ``out_dtype``."""
+    x_main = dict(x_packed)
+    x_vals = dequantize_blocks(x_main, fmt)
+    if s and fmt == "nvfp4":
+        g_ratio = x_packed["residual_global_scale"].float() / x_packed["global_scale"].float()
+        x_vals[:, -s:] = x_vals[:, -s:] * g_ratio
+    out = x_vals @ dequantize_blocks(w_packed, fmt).T
+    if lowrank_xa is not None:
+        out = out + lowrank_xa.float() @ lowrank_b.float().T
+    return out.to(out_dtype)
+
+
+@triton.jit
+def _accumulate(acc, xc_ptr, xs_ptr, wc_ptr, ws_ptr, offs_m, offs_n, M, N, k_begin, k_end,
+                k_total, FMT: tl.constexpr, BLOCK_K: tl.constexpr, USE_ASM: tl.constexpr,
+                F32_DOT: tl.constexpr):
+    """acc ``[BM, BN]`` += product of the decoded tiles over columns ``[k_begin, k_end)``."""
+    BF16: tl.constexpr = FMT == 1  # NVFP4 decodes to fp16 (cheapest), MXFP4 needs bf16 range
+    HALF: tl.constexpr = BLOCK_K // 2
+    BM: tl.constexpr = acc.shape[0]
+    BN: tl.constexpr = acc.shape[1]
+    for k0 in range(k_begin, k_end, BLOCK_K):
+        x_lo, x_hi, x_step = load_decoded_tile(xc_ptr, xs_ptr, offs_m, M, k0, k_end, k_total,
+                                               FMT, BLOCK_K, BF16, USE_ASM, FMT == 2)
+        w_lo, w_hi, w_step = load_decoded_tile(wc_ptr, ws_ptr, offs_n, N, k0, k_end, k_total,
+                                               FMT, BLOCK_K, BF16, USE_ASM, FMT == 2)
+        # both operands in the same K order, chosen so the register operand loads contiguously
+        x_lo = to_dot_order(x_lo, BM, HALF)
+        x_hi = to_dot_order(x_hi, BM, HALF)
+        w_lo = to_dot_order_t(w_lo, BN, HALF)
+        w_hi = to_dot_order_t(w_hi, BN, HALF)
+        if FMT == 2:
+            part = tl.zeros([BM, BN], dtype=tl.float32 if F32_DOT else tl.int32)
+            part = mma(x_hi, w_hi, mma(x_lo, w_lo, part, F32_DOT), F32_DOT)
+            acc += part.to(tl.float32) * (x_step * (tl.trans(w_step) * (1.0 / 256.0)))
+        else:
+            acc = mma(x_hi, w_hi, mma(x_lo, w_lo, acc, F32_DOT), F32_DOT)
+    return acc
+
+
+@triton.jit
+def _w4a4_kernel(
+    xc_ptr, xs_ptr, gx_ptr, gr_ptr, wc_ptr, ws_ptr, gw_ptr, xa_ptr, b_ptr, out_ptr,
+    M, N, K, S, R, stride_om,
+    FMT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    GROUP_M: tl.constexpr, HAS_LOWRANK: tl.constexpr, R_PAD: tl.constexpr,
+    USE_ASM: tl.constexpr, F32_DOT: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    tiles_m = tl.cdiv(M, BLOCK_M)
+    tiles_n = tl.cdiv(N, BLOCK_N)
+    group = pid // (GROUP_M * tiles_n)  # grouped order: GROUP_M row tiles share W tiles in L2
+    first_m = group * GROUP_M
+    group_rows = tl.minimum(tiles_m - first_m, GROUP_M)
+    pid_m = first_m + (pid % (GROUP_M * tiles_n)) % group_rows
+    pid_n = (pid % (GROUP_M * tiles_n)) // group_rows
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    k_total = K + S
+    acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+    acc = _accumulate(acc, xc_ptr, xs_ptr, wc_ptr, ws_ptr, offs_m, offs_n, M, N, 0, K, k_total,
+                      FMT, BLOCK_K, USE_ASM, F32_DOT)
+    if FMT == 0:
+        g_x = tl.load(gx_ptr)
+        g_last = g_x
+        if S > 0:
+            g_last = tl.load(gr_ptr)
+            acc = acc * tl.math.div_rn(g_x, g_last)
+        acc = _accumulate(acc, xc_ptr, xs_ptr, wc_ptr, ws_ptr, offs_m, offs_n, M, N, K,
+                          k_total, k_total, FMT, BLOCK_K, USE_ASM, F32_DOT)
+        acc = acc * (g_last * tl.load(gw_ptr))
+    else:
+        acc = _accumulate(acc, xc_ptr, xs_ptr, wc_ptr, ws_ptr, offs_m, offs_n, M, N, K,
+                          k_total, k_total, FMT, BLOCK_K, USE_ASM, F32_DOT)
+    if HAS_LOWRANK:
+        r_offs = tl.arange(0, R_PAD)
+        xa = tl.load(xa_ptr + offs_m[:, None] * R + r_offs[None, :],
+                     mask=(offs_m < M)[:, None] & (r_offs < R)[None, :], other=0.0)
+        b = tl.load(b_ptr + offs_n[None, :] * R + r_offs[:, None],
+                    mask=(offs_n < N)[None, :] & (r_offs < R)[:, None], other=0.0)
+        acc = mma(xa, b, acc, F32_DOT)
+    mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
+    tl.store(out_ptr + offs_m[:, None] * stride_om + offs_n[None, :],
+             acc.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+def default_config(m: int, n: int, fmt: str) -> dict:
+    """Tile configuration (tuned on H100; see benchmarks/README.md)."""
+    block_k = 128
+    if m <= 64:
+        return dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=block_k, GROUP_M=8, num_warps=4, num_stages=4)
+    return dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=block_k, GROUP_M=8, num_warps=8, num_stages=3)
+
+
+def _check(x_packed, w_packed, fmt: str, s: int) -> tuple[int, int, int]:
+    m, kb = x_packed["codes"].shape
+    n, wkb = w_packed["codes"].shape
+    k_total = 2 * kb
+    if wkb != kb:
+        raise ValueError(f"activation has K+s={k_total} columns but the weight has {2 * wkb}")
+    if s < 0 or s % block_size(fmt) or s > k_total // 2:
+        raise ValueError(f"s must be a multiple of {block_size(fmt)} and at most K, got {s}")
+    if fmt == "nvfp4" and s and "residual_global_scale" not in x_packed:
+        raise KeyError("nvfp4 with s > 0 needs the activation's 'residual_global_scale'")
+    return m, n, k_total - s
+
+
+def launch(x_packed: dict[str, torch.Tensor], w_packed: dict[str, torch.Tensor], fmt: str,
+           s: int = 0, lowrank_xa: torch.Tensor | None = None,
+           lowrank_b: torch.Tensor | None = None, out_dtype: torch.dtype = torch.bfloat16,
+           config: dict | None = None, use_asm: bool | None = None) -> torch.Tensor:
+    """W4A4 product ``(M, N)`` in ``out_dtype``; ``lowrank_xa`` ``(M, r)`` and ``lowrank_b``
+    ``(N, r)`` (16-bit) add ARHQ's ``(X A) B^T``."""
+    m, n, k = _check(x_packed, w_packed, fmt, s)
+    device = x_packed["codes"].device
+    cfg = dict(default_config(m, n, fmt), **(config or {}))
+    if fmt == "int4" and cfg["BLOCK_K"] != 128:
+        raise ValueError(f"int4 needs BLOCK_K=128 (one scale group per tile), got {cfg['BLOCK_K']}")
+    out = torch.empty((m, n), dtype=out_dtype, device=device)
+    has_lowrank = lowrank_xa is not None
+    r = lowrank_xa.shape[1] if has_lowrank else 0
+    if has_lowrank and (lowrank_b is None or lowrank_b.shape != (n, r)):
+        raise ValueError(f"lowrank_b must be (N={n}, r={r}), got "
+                         f"{None if lowrank_b is None else tuple(lowrank_b.shape)}")
+    if has_lowrank:
+        lowrank_b = lowrank_b.to(lowrank_xa.dtype).contiguous()
+        lowrank_xa = lowrank_xa.contiguous()
+    dummy = x_packed["codes"]
+    on_cpu = device.type == "cpu"
+    grid = (triton.cdiv(m, cfg["BLOCK_M"]) * triton.cdiv(n, cfg["BLOCK_N"]),)
+    _w4a4_kernel[grid](
+        x_packed["codes"], x_packed["scale"], x_packed.get("global_scale", dummy),
+        x_packed.get("residual_global_scale", dummy), w_packed["codes"], w_packed["scale"],
+        w_packed.get("global_scale", dummy), lowrank_xa if has_lowrank else dummy,
+        lowrank_b if has_lowrank else dummy, out,
+        m, n, k, s, r, out.stride(0),
+        FMT=FORMAT_IDS[fmt], BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"],
+        BLOCK_K=cfg["BLOCK_K"], GROUP_M=cfg["GROUP_M"], HAS_LOWRANK=has_lowrank,
+        R_PAD=max(16, triton.next_power_of_2(max(r, 1))),
+        USE_ASM=(not on_cpu) if use_asm is None else use_asm, F32_DOT=on_cpu,
+        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
+    )
+    return out
+
+
+def augment_weight(w_packed: dict[str, torch.Tensor], fmt: str, s: int) -> dict[str, torch.Tensor]:
+    """ARCQuant's ``W' = [Q(W) | Q(W)[:, K-s:]]``: the outlier columns' codes and scales repeated.
+
+    ``w_packed``: a packed ``(N, K)`` weight; returns the packed ``(N, K + s)`` weight.
+    """
+    if s % block_size(fmt):
+        raise ValueError(f"s must be a multiple of {block_size(fmt)}, got {s}")
+    if s == 0:
+        return dict(w_packed)
+    out = dict(w_packed)
+    out["codes"] = torch.cat([w_packed["codes"], w_packed["codes"][:, -s // 2:]], dim=1).contiguous()
+    blocks = s // block_size(fmt)
+    out["scale"] = torch.cat([w_packed["scale"], w_packed["scale"][:, -blocks:]], dim=1).contiguous()
+    return out

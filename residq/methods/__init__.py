@@ -1,0 +1,1 @@
+"""Weight methods: ``(W, stats, recipe) -> QuantizedLayer``; maths as plain functions."""

@@ -1,0 +1,1 @@
+"""Model loading, the architecture table and the sequential calibration driver."""

@@ -1,0 +1,142 @@
+"""The sequential calibration driver.
+
+Block by block (GPTQ's sequential scheme, Frantar et al. 2022, section 4): move the block to
+the accelerator, and for each of its input groups in execution order (q/k/v, o, gate/up, down)
+run the calibration chunks through the block while a hook accumulates that group's input
+statistics, then quantize the group's linears and swap in ``QuantLinear`` modules, so later
+groups see the quantized earlier ones. Finally the *quantized* block's outputs become the next
+block's inputs. Only one block and its statistics are on the accelerator at a time; hidden
+states wait on the CPU.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from residq.formats import fake_quantize
+from residq.methods.registry import handler_for
+from residq.methods.stats import InputStats
+from residq.models.arch import Architecture, InputGroup, decoder_layers, get_submodule, set_submodule
+from residq.models.capture import BlockInputs, capture_block_inputs, run_block, to_device
+from residq.nn.quant_linear import QuantLinear
+from residq.recipe import Recipe
+from residq.transforms.registry import apply_block_transforms
+
+
+class NonFiniteWeightError(ValueError):
+    """A layer's weight holds NaN or Inf."""
+
+
+@dataclass
+class LayerRecord:
+    """What happened to one linear: for reports."""
+
+    name: str
+    in_features: int
+    out_features: int
+    seconds: float
+    info: dict = field(default_factory=dict)
+
+
+def _is_ignored(name: str, recipe: Recipe) -> bool:
+    return any(pattern and pattern in name for pattern in recipe.ignore)
+
+
+def _act_quantizer(recipe: Recipe):
+    spec = recipe.activation
+    if spec is None:
+        return None
+    return lambda x: fake_quantize(x.float(), spec)
+
+
+@torch.no_grad()
+def _collect_group_stats(
+    block: nn.Module, group: InputGroup, prefix: str, inputs: BlockInputs, kwargs: dict,
+    recipe: Recipe, needs_residual: bool, device: torch.device,
+) -> InputStats:
+    first = get_submodule(block, group.linears[0])
+    stats = InputStats(first.in_features, name=f"{prefix}.{group.linears[0]}",
+                       act_quantizer=_act_quantizer(recipe) if needs_residual else None,
+                       seed=recipe.seed)
+    handle = first.register_forward_pre_hook(lambda module, args: stats.update(args[0]))
+    try:
+        for chunk in inputs.hidden:
+            run_block(block, chunk.to(device), kwargs)
+    finally:
+        handle.remove()
+    return stats
+
+
+def _quantize_group(
+    block: nn.Module, group: InputGroup, prefix: str, stats: InputStats, recipe: Recipe,
+) -> list[LayerRecord]:
+    handler = handler_for(recipe.method)
+    records = []
+    for path in group.linears:
+        name = f"{prefix}.{path}"
+        linear = get_submodule(block, path)
+        weight = linear.weight.detach().float()
+        if not torch.isfinite(weight).all():
+            raise NonFiniteWeightError(f"{name}: weight contains NaN or Inf")
+        bias = None if linear.bias is None else linear.bias.detach().float()
+        start = time.perf_counter()
+        layer = handler.quantize_layer(name, weight, bias, stats, recipe)
+        module = QuantLinear.from_quantized(layer, linear.in_features).to(weight.device)
+        set_submodule(block, path, module)
+        records.append(LayerRecord(name, linear.in_features, linear.out_features,
+                                   time.perf_counter() - start, dict(layer.info)))
+    return records
+
+
+@torch.no_grad()
+def quantize_model_sequential(
+    model: nn.Module,
+    arch: Architecture,
+    recipe: Recipe,
+    input_ids: torch.Tensor,
+    device: torch.device,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> list[LayerRecord]:
+    """Quantize every decoder block of ``model`` in place.
+
+    Args:
+        input_ids: (n, S) int64 calibration windows.
+        device: accelerator for one block at a time (or the CPU).
+        batch_size: calibration chunk size; the largest divisor of n not above it is used.
+
+    Returns:
+        One ``LayerRecord`` per quantized linear, in order.
+    """
+    n = input_ids.shape[0]
+    batch_size = max(d for d in range(1, min(batch_size, n) + 1) if n % d == 0)
+    handler = handler_for(recipe.method)
+    inputs = capture_block_inputs(model, arch, input_ids, batch_size, device)
+    layers = decoder_layers(model, arch)
+    records: list[LayerRecord] = []
+    bar = tqdm(range(len(layers)), desc=f"quantize {recipe.name}", unit="block", disable=not progress)
+    for index in bar:
+        block = layers[index].to(device)
+        prefix = f"{arch.layers_path}.{index}"
+        kwargs = to_device(inputs.layer_kwargs[index], device)
+        apply_block_transforms(block, arch, prefix, inputs, kwargs, recipe, device)
+        for group in arch.groups:
+            if all(_is_ignored(f"{prefix}.{p}", recipe) for p in group.linears):
+                continue
+            stats = _collect_group_stats(block, group, prefix, inputs, kwargs, recipe,
+                                         handler.needs_act_residual, device)
+            kept = InputGroup(group.name,
+                              tuple(p for p in group.linears if not _is_ignored(f"{prefix}.{p}", recipe)),
+                              group.producer, group.producer_is_norm)
+            records.extend(_quantize_group(block, kept, prefix, stats, recipe))
+            del stats
+        inputs.hidden = [run_block(block, chunk.to(device), kwargs).cpu() for chunk in inputs.hidden]
+        layers[index] = block.cpu()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return records

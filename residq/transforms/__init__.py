@@ -1,0 +1,1 @@
+"""Function-preserving rewrites applied before a method (smoothing, rotation, reordering)."""
