@@ -42,6 +42,7 @@ def quantize(
     device: str | torch.device | None = "auto",
     batch_size: int = 8,
     progress: bool = True,
+    holdout: torch.Tensor | None = None,
 ) -> QuantizationResult:
     """Quantize a HF causal LM in place with ``recipe``.
 
@@ -52,6 +53,7 @@ def quantize(
         device: where each block is processed: ``auto``, ``cpu`` or ``cuda``.
         batch_size: calibration chunk size.
         progress: show a progress bar per block.
+        holdout: (h, S) windows kept out of the statistics, for per-layer output SNR.
     """
     if calibration.ndim != 2 or calibration.shape[0] == 0:
         raise ValueError(f"calibration must be (n_samples, seqlen) tokens, got {tuple(calibration.shape)}")
@@ -59,7 +61,7 @@ def quantize(
     start = time.perf_counter()
     apply_model_transforms(model, arch, recipe)
     records = quantize_model_sequential(model, arch, recipe, calibration, resolve_device(device),
-                                        batch_size=batch_size, progress=progress)
+                                        batch_size=batch_size, progress=progress, holdout_ids=holdout)
     model.residq_recipe = recipe
     return QuantizationResult(model, recipe, records, time.perf_counter() - start)
 

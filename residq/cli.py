@@ -59,7 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--max-windows", type=int, default=20)
     d.add_argument("--device", default="auto")
     _add_common_flags(d)
+    for module in _extra_command_modules():
+        module.add_parser(sub)
     return parser
+
+
+def _extra_command_modules() -> list:
+    import importlib
+    import importlib.util
+
+    from residq.commands import COMMAND_MODULES
+
+    names = [f"residq.commands.{name}" for name in COMMAND_MODULES]
+    return [importlib.import_module(n) for n in names if importlib.util.find_spec(n) is not None]
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
@@ -117,8 +129,11 @@ COMMANDS = {"quantize": cmd_quantize, "eval": cmd_eval, "demo": cmd_demo}
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    commands = dict(COMMANDS)
+    for module in _extra_command_modules():
+        commands[module.__name__.rsplit(".", 1)[1]] = module.run
     try:
-        return COMMANDS[args.command](args)
+        return commands[args.command](args)
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"residq {args.command}: error: {err}", file=sys.stderr)
         return 2

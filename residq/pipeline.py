@@ -26,14 +26,20 @@ def load_any_model(name_or_path: str, device: str | torch.device = "cpu") -> tup
 def quantize_with_calibration(
     model: nn.Module, tokenizer, recipe: Recipe, calib: str = "wikitext2", n_samples: int = 128,
     seqlen: int = 2048, seed: int = 0, device: str = "auto", batch_size: int = 8,
-    data_dir: str | Path | None = None, progress: bool = True,
+    data_dir: str | Path | None = None, progress: bool = True, holdout_samples: int = 2,
 ) -> QuantizationResult:
-    """Sample calibration windows, then ``residq.quantize``."""
+    """Sample calibration windows (plus ``holdout_samples`` windows drawn with another seed,
+    used only to measure each layer's output SNR), then ``residq.quantize``."""
     from residq.data.calibration import calibration_windows
 
     windows = calibration_windows(tokenizer, calib, n_samples=n_samples, seqlen=seqlen, seed=seed,
                                   data_dir=data_dir)
-    return quantize(model, recipe, windows, device=device, batch_size=batch_size, progress=progress)
+    holdout = None
+    if holdout_samples > 0:
+        holdout = calibration_windows(tokenizer, calib, n_samples=holdout_samples, seqlen=seqlen,
+                                      seed=seed + 1_000_003, data_dir=data_dir)
+    return quantize(model, recipe, windows, device=device, batch_size=batch_size, progress=progress,
+                    holdout=holdout)
 
 
 def evaluate_model(

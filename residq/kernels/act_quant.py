@@ -116,7 +116,7 @@ def _load_block_tile(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm,
     return x.to(tl.float32), cols
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["M", "n_programs"])
 def _amax_partials_kernel(x_ptr, partial_ptr, M, K, stride_xm, n_programs,
                           BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
     """partial[p] = max |x| over the tiles p, p + P, ... (row-major tiles of BLOCK_M x BLOCK_K)."""
@@ -133,7 +133,7 @@ def _amax_partials_kernel(x_ptr, partial_ptr, M, K, stride_xm, n_programs,
     tl.store(partial_ptr + pid, tl.max(tl.max(running, axis=1), axis=0))
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n_partials", "M", "S"])
 def _residual_amax_kernel(x_ptr, perm_ptr, partial_ptr, n_partials, static_g_ptr, out_partial_ptr,
                           M, K, S, stride_xm, DYNAMIC: tl.constexpr, HAS_PERM: tl.constexpr,
                           BLOCK_M: tl.constexpr, NB: tl.constexpr, MAX_P: tl.constexpr):
@@ -150,7 +150,8 @@ def _residual_amax_kernel(x_ptr, perm_ptr, partial_ptr, n_partials, static_g_ptr
     tl.store(out_partial_ptr + pid, tl.max(tl.max(tl.max(running, axis=2), axis=1), axis=0))
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n_partials", "n_res_partials", "M", "S", "R", "n_chunks",
+                             "chunks_per_program", "n_units"])
 def _quantize_kernel(
     x_ptr, perm_ptr, codes_ptr, scale_ptr, partial_ptr, n_partials, res_partial_ptr,
     n_res_partials, g_ptr, g_res_ptr, a_ptr, xa_ptr,

@@ -73,33 +73,33 @@ def _load_activation_tile(x_ptr, offs_m, M, k0, K, stride_xm,
 
 @triton.jit
 def _finish_tile(acc, out_ptr, partial_ptr, counter_ptr, offs_n, offs_m, M, N, stride_om,
-                 pid_k, tile_id, SPLIT_K: tl.constexpr):
+                 pid_k, tile_id, split_k, HAS_SPLIT: tl.constexpr):
     """Store ``acc^T`` (``[BN, BM]`` fp32), summing split-K partials in the last program."""
     out_tile = tl.trans(acc)
     mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
     out_offs = offs_m[:, None] * stride_om + offs_n[None, :]
-    if SPLIT_K == 1:
+    if not HAS_SPLIT:
         tl.store(out_ptr + out_offs, out_tile.to(out_ptr.dtype.element_ty), mask=mask)
     else:
         part_offs = offs_m[:, None] * N + offs_n[None, :]
         tl.store(partial_ptr + pid_k * M * N + part_offs, out_tile, mask=mask)
         tl.debug_barrier()
         arrived = tl.atomic_add(counter_ptr + tile_id, 1, sem="acq_rel", scope="gpu")
-        if arrived == SPLIT_K - 1:
+        if arrived == split_k - 1:
             total = tl.zeros_like(out_tile)
-            for split in range(SPLIT_K):
+            for split in range(split_k):
                 total += tl.load(partial_ptr + split * M * N + part_offs, mask=mask, other=0.0,
                                  cache_modifier=".cg")
             tl.store(out_ptr + out_offs, total.to(out_ptr.dtype.element_ty), mask=mask)
             tl.atomic_xchg(counter_ptr + tile_id, 0, sem="relaxed", scope="gpu")
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["M", "split_k"])
 def _w4a16_kernel(
     x_ptr, codes_ptr, scale_ptr, g_ptr, out_ptr, partial_ptr, counter_ptr,
-    M, N, K, stride_xm, stride_om,
+    M, N, K, stride_xm, stride_om, split_k,
     FMT: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr,
-    SPLIT_K: tl.constexpr, BF16: tl.constexpr, USE_ASM: tl.constexpr,
+    HAS_SPLIT: tl.constexpr, BF16: tl.constexpr, USE_ASM: tl.constexpr,
     INTERLEAVE: tl.constexpr, DOT_ORDER: tl.constexpr, F32_DOT: tl.constexpr,
 ):
     pid_n = tl.program_id(0)
@@ -108,7 +108,7 @@ def _w4a16_kernel(
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     k_tiles = tl.cdiv(K, BLOCK_K)
-    tiles_per_split = tl.cdiv(k_tiles, SPLIT_K)
+    tiles_per_split = tl.cdiv(k_tiles, split_k)
     first = pid_k * tiles_per_split
     last = tl.minimum(first + tiles_per_split, k_tiles)
     acc = tl.zeros([BLOCK_N, BLOCK_M], dtype=tl.float32)
@@ -137,27 +137,27 @@ def _w4a16_kernel(
     if FMT == 0:
         acc = acc * tl.load(g_ptr)
     _finish_tile(acc, out_ptr, partial_ptr, counter_ptr, offs_n, offs_m, M, N, stride_om,
-                 pid_k, pid_m * tl.cdiv(N, BLOCK_N) + pid_n, SPLIT_K)
+                 pid_k, pid_m * tl.cdiv(N, BLOCK_N) + pid_n, split_k, HAS_SPLIT)
 
 
 def default_config(m: int, n: int, k: int, fmt: str) -> dict:
     """Tile configuration for an (M, N, K) problem (tuned on H100; see benchmarks/README.md)."""
     block_k = 128 if fmt == "int4" else 256
     if m <= 16:
-        cfg = dict(BLOCK_N=64, BLOCK_M=16, BLOCK_K=block_k, num_warps=4, num_stages=4)
-    elif m <= 64:
-        cfg = dict(BLOCK_N=64, BLOCK_M=64, BLOCK_K=block_k, num_warps=4, num_stages=3)
-    else:
-        cfg = dict(BLOCK_N=128, BLOCK_M=128, BLOCK_K=128, num_warps=8, num_stages=3)
+        return dict(BLOCK_N=64, BLOCK_M=16, BLOCK_K=block_k, num_warps=4, num_stages=4)
+    if m <= 64:
+        return dict(BLOCK_N=64, BLOCK_M=64, BLOCK_K=block_k, num_warps=4, num_stages=3)
+    return dict(BLOCK_N=128, BLOCK_M=128, BLOCK_K=128, num_warps=8, num_stages=3)
+
+
+def split_k_for(m: int, n: int, k: int, cfg: dict, sm_count: int = SM_COUNT_GUESS) -> int:
+    """Split K until about two programs per SM (keeping at least two K tiles per split)."""
     tiles = triton.cdiv(n, cfg["BLOCK_N"]) * triton.cdiv(m, cfg["BLOCK_M"])
     k_tiles = triton.cdiv(k, cfg["BLOCK_K"])
     split = 1
-    while tiles * split * 2 <= 2 * SM_COUNT_GUESS and split * 2 <= k_tiles // 2:
+    while tiles * split * 2 <= 2 * sm_count and split * 2 <= k_tiles // 2:
         split *= 2
-    cfg["SPLIT_K"] = split
-    cfg["INTERLEAVE"] = False
-    cfg["DOT_ORDER"] = 2
-    return cfg
+    return split
 
 
 def _workspace(device: torch.device, partial_elems: int, counters: int):
@@ -194,20 +194,21 @@ def launch(x: torch.Tensor, packed: dict[str, torch.Tensor], fmt: str,
         raise ValueError(f"w4a16 {fmt} needs {'bf16' if fmt == 'mxfp4' else 'bf16/fp16'} "
                          f"activations, got {x.dtype}")
     x = x if x.stride(1) == 1 else x.contiguous()
-    cfg = dict(default_config(m, n, k, fmt), **(config or {}))
+    cfg = dict(default_config(m, n, k, fmt), DOT_ORDER=2, INTERLEAVE=False)
+    cfg.update(config or {})
+    split = cfg.get("SPLIT_K") or split_k_for(m, n, k, cfg)
     if fmt == "int4" and cfg["BLOCK_K"] != 128:
         raise ValueError(f"int4 needs BLOCK_K=128 (one scale group per tile), got {cfg['BLOCK_K']}")
     on_cpu = x.device.type == "cpu"
     out = torch.empty((m, n), dtype=x.dtype, device=x.device)
-    grid = (triton.cdiv(n, cfg["BLOCK_N"]), triton.cdiv(m, cfg["BLOCK_M"]), cfg["SPLIT_K"])
-    partials, counters = _workspace(x.device, cfg["SPLIT_K"] * m * n if cfg["SPLIT_K"] > 1 else 0,
-                                    grid[0] * grid[1])
+    grid = (triton.cdiv(n, cfg["BLOCK_N"]), triton.cdiv(m, cfg["BLOCK_M"]), split)
+    partials, counters = _workspace(x.device, split * m * n if split > 1 else 0, grid[0] * grid[1])
     g = packed.get("global_scale", partials)
     _w4a16_kernel[grid](
         x, packed["codes"], packed["scale"], g, out, partials, counters,
-        m, n, k, x.stride(0), out.stride(0),
+        m, n, k, x.stride(0), out.stride(0), split,
         FMT=FORMAT_IDS[fmt], BLOCK_N=cfg["BLOCK_N"], BLOCK_M=cfg["BLOCK_M"],
-        BLOCK_K=cfg["BLOCK_K"], SPLIT_K=cfg["SPLIT_K"], BF16=x.dtype == torch.bfloat16,
+        BLOCK_K=cfg["BLOCK_K"], HAS_SPLIT=split > 1, BF16=x.dtype == torch.bfloat16,
         USE_ASM=(not on_cpu) if use_asm is None else use_asm, INTERLEAVE=cfg["INTERLEAVE"],
         DOT_ORDER=cfg["DOT_ORDER"], F32_DOT=on_cpu, num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )

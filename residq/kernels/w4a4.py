@@ -74,7 +74,7 @@ def _accumulate(acc, xc_ptr, xs_ptr, wc_ptr, ws_ptr, offs_m, offs_n, M, N, k_beg
     return acc
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["M", "S", "R"])
 def _w4a4_kernel(
     xc_ptr, xs_ptr, gx_ptr, gr_ptr, wc_ptr, ws_ptr, gw_ptr, xa_ptr, b_ptr, out_ptr,
     M, N, K, S, R, stride_om,

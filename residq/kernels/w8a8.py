@@ -49,7 +49,7 @@ def reference(x: torch.Tensor, w_codes: torch.Tensor, w_scale: torch.Tensor, kin
     return (x_deq @ w_deq.T).to(x.dtype)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["M"])
 def _quantize_rows_kernel(x_ptr, codes_ptr, scale_ptr, M, K, stride_xm,
                           INT8: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)

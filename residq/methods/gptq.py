@@ -189,3 +189,12 @@ def quantize_layer_gptq(name, weight, bias, stats, recipe):
                             block_size=recipe.block_size, act_order=recipe.act_order,
                             static_groups=recipe.static_groups)
     return QuantizedLayer(weight=qweight, bias=bias, act_spec=recipe.activation)
+
+
+def _handler():
+    from residq.methods.registry import MethodHandler
+
+    return MethodHandler(quantize_layer_gptq)
+
+
+HANDLER = _handler()

@@ -22,3 +22,12 @@ def quantize_layer_rtn(
     """Method handler: RTN weights, the recipe's activation format."""
     return QuantizedLayer(weight=rtn_quantize(weight, recipe.weight), bias=bias,
                           act_spec=recipe.activation)
+
+
+def _handler():
+    from residq.methods.registry import MethodHandler
+
+    return MethodHandler(quantize_layer_rtn)
+
+
+HANDLER = _handler()

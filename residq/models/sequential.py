@@ -72,8 +72,33 @@ def _collect_group_stats(
     return stats
 
 
+@torch.no_grad()
+def _capture_group_input(block: nn.Module, group: InputGroup, inputs: BlockInputs, kwargs: dict,
+                         device: torch.device) -> torch.Tensor | None:
+    """Inputs (N, K) of the group's linears on the held-out windows, or None without any."""
+    if not inputs.hidden:
+        return None
+    seen: list[torch.Tensor] = []
+    first = get_submodule(block, group.linears[0])
+    handle = first.register_forward_pre_hook(lambda module, args: seen.append(args[0].reshape(-1, args[0].shape[-1])))
+    try:
+        for chunk in inputs.hidden:
+            run_block(block, chunk.to(device), kwargs)
+    finally:
+        handle.remove()
+    return torch.cat(seen)
+
+
+def output_snr_db(reference: torch.Tensor, approximation: torch.Tensor) -> float:
+    """``10 log10(‖Y‖² / ‖Y - Ŷ‖²)`` in dB (float64 sums)."""
+    signal = reference.double().pow(2).sum()
+    noise = (reference.double() - approximation.double()).pow(2).sum()
+    return float(10 * torch.log10(signal / noise.clamp_min(1e-300)))
+
+
 def _quantize_group(
     block: nn.Module, group: InputGroup, prefix: str, stats: InputStats, recipe: Recipe,
+    held_out: torch.Tensor | None = None,
 ) -> list[LayerRecord]:
     handler = handler_for(recipe.method)
     records = []
@@ -88,8 +113,13 @@ def _quantize_group(
         layer = handler.quantize_layer(name, weight, bias, stats, recipe)
         module = QuantLinear.from_quantized(layer, linear.in_features).to(weight.device)
         set_submodule(block, path, module)
+        info = dict(layer.info)
+        if held_out is not None:
+            with torch.no_grad():
+                reference = torch.nn.functional.linear(held_out.float(), weight, bias)
+                info["snr_db"] = output_snr_db(reference, module(held_out.to(weight.dtype)).float())
         records.append(LayerRecord(name, linear.in_features, linear.out_features,
-                                   time.perf_counter() - start, dict(layer.info)))
+                                   time.perf_counter() - start, info))
     return records
 
 
@@ -102,11 +132,15 @@ def quantize_model_sequential(
     device: torch.device,
     batch_size: int = 8,
     progress: bool = True,
+    holdout_ids: torch.Tensor | None = None,
 ) -> list[LayerRecord]:
     """Quantize every decoder block of ``model`` in place.
 
     Args:
         input_ids: (n, S) int64 calibration windows.
+        holdout_ids: (h, S) int64 windows never used for statistics: each linear's output SNR
+            (float weights on float-path inputs vs. the quantized layer) is measured on them
+            and stored as ``info["snr_db"]``. They travel through the quantized blocks too.
         device: accelerator for one block at a time (or the CPU).
         batch_size: calibration chunk size; the largest divisor of n not above it is used.
 
@@ -117,6 +151,8 @@ def quantize_model_sequential(
     batch_size = max(d for d in range(1, min(batch_size, n) + 1) if n % d == 0)
     handler = handler_for(recipe.method)
     inputs = capture_block_inputs(model, arch, input_ids, batch_size, device)
+    held = (capture_block_inputs(model, arch, holdout_ids, holdout_ids.shape[0], device)
+            if holdout_ids is not None else BlockInputs(hidden=[], layer_kwargs=[]))
     layers = decoder_layers(model, arch)
     records: list[LayerRecord] = []
     bar = tqdm(range(len(layers)), desc=f"quantize {recipe.name}", unit="block", disable=not progress)
@@ -124,18 +160,21 @@ def quantize_model_sequential(
         block = layers[index].to(device)
         prefix = f"{arch.layers_path}.{index}"
         kwargs = to_device(inputs.layer_kwargs[index], device)
+        held_kwargs = to_device(held.layer_kwargs[index], device) if held.hidden else {}
         apply_block_transforms(block, arch, prefix, inputs, kwargs, recipe, device)
         for group in arch.groups:
             if all(_is_ignored(f"{prefix}.{p}", recipe) for p in group.linears):
                 continue
             stats = _collect_group_stats(block, group, prefix, inputs, kwargs, recipe,
                                          handler.needs_act_residual, device)
+            held_out = _capture_group_input(block, group, held, held_kwargs, device)
             kept = InputGroup(group.name,
                               tuple(p for p in group.linears if not _is_ignored(f"{prefix}.{p}", recipe)),
                               group.producer, group.producer_is_norm)
-            records.extend(_quantize_group(block, kept, prefix, stats, recipe))
-            del stats
+            records.extend(_quantize_group(block, kept, prefix, stats, recipe, held_out))
+            del stats, held_out
         inputs.hidden = [run_block(block, chunk.to(device), kwargs).cpu() for chunk in inputs.hidden]
+        held.hidden = [run_block(block, chunk.to(device), held_kwargs).cpu() for chunk in held.hidden]
         layers[index] = block.cpu()
         if device.type == "cuda":
             torch.cuda.empty_cache()

@@ -1,39 +1,46 @@
 """Where the calibration driver finds the recipe's transforms.
 
-Two kinds:
+Two kinds, each module exporting the one it implements:
 
-* model transforms run once on the float model before calibration (e.g. a Hadamard rotation
-  of the residual stream): ``fn(model, arch, recipe) -> None``;
-* block transforms run on each decoder block when the driver reaches it, before its linears
-  are quantized, and may use the block's calibration inputs (e.g. smoothing scales from
-  activation ranges): ``fn(block, arch, prefix, inputs, kwargs, recipe, device) -> None``.
+* ``MODEL_TRANSFORM``: runs once on the float model before calibration (e.g. a Hadamard
+  rotation of the residual stream): ``fn(model, arch, recipe) -> None``;
+* ``BLOCK_TRANSFORM``: runs on each decoder block when the driver reaches it, before its
+  linears are quantized, and may use the block's calibration inputs (e.g. smoothing scales
+  from activation ranges): ``fn(block, arch, prefix, inputs, kwargs, recipe, device) -> None``.
 
-Both must preserve the block's / model's function in full precision.
+Both preserve the function in full precision. Modules are imported on first use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+import importlib.util
 
-MODEL_TRANSFORMS: dict[str, Callable] = {}
-BLOCK_TRANSFORMS: dict[str, Callable] = {}
+TRANSFORM_MODULES: dict[str, str] = {
+    "smooth": "residq.transforms.smooth",
+    "rotate": "residq.transforms.rotate",
+    "reorder": "residq.transforms.reorder",
+}
 
 
-def _check_known(name: str) -> None:
-    if name not in MODEL_TRANSFORMS and name not in BLOCK_TRANSFORMS:
-        available = sorted(set(MODEL_TRANSFORMS) | set(BLOCK_TRANSFORMS))
-        raise ValueError(f"transform {name!r} is not available; available: {available}")
+def _module(name: str):
+    if name not in TRANSFORM_MODULES:
+        raise ValueError(f"transform {name!r} is unknown; available: {sorted(TRANSFORM_MODULES)}")
+    module_name = TRANSFORM_MODULES[name]
+    if importlib.util.find_spec(module_name) is None:
+        raise ValueError(f"transform {name!r} is not available in this build ({module_name} is missing)")
+    return importlib.import_module(module_name)
 
 
 def apply_model_transforms(model, arch, recipe) -> None:
     for name in recipe.transforms:
-        _check_known(name)
-        if name in MODEL_TRANSFORMS:
-            MODEL_TRANSFORMS[name](model, arch, recipe)
+        fn = getattr(_module(name), "MODEL_TRANSFORM", None)
+        if fn is not None:
+            fn(model, arch, recipe)
 
 
 def apply_block_transforms(block, arch, prefix, inputs, kwargs, recipe, device) -> None:
     for name in recipe.transforms:
-        _check_known(name)
-        if name in BLOCK_TRANSFORMS:
-            BLOCK_TRANSFORMS[name](block, arch, prefix, inputs, kwargs, recipe, device)
+        fn = getattr(_module(name), "BLOCK_TRANSFORM", None)
+        if fn is not None:
+            fn(block, arch, prefix, inputs, kwargs, recipe, device)

@@ -46,8 +46,9 @@ class ChoiceDoc:
     def __post_init__(self):
         n = len(self.choices)
         if len(self.contexts) != n or len(self.continuations) != n:
-            raise ValueError(f"expected one context and one continuation per choice ({n}), got "
-                             f"{len(self.contexts)} contexts, {len(self.continuations)} continuations")
+            raise ValueError(f"expected one context and one continuation per choice ({n}), "
+                             f"got {len(self.contexts)} contexts and "
+                             f"{len(self.continuations)} continuations")
         if not 0 <= self.gold < n:
             raise ValueError(f"gold index {self.gold} outside the {n} choices")
 

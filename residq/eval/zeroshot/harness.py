@@ -3,7 +3,8 @@
 Offline recipe (lm_eval 0.4.x): task YAMLs written to a temporary folder with
 ``dataset_path: json`` and ``dataset_kwargs: {data_files: ...}`` pointing at the local files,
 loaded through ``TaskManager(include_path=folder)``; the model is passed as
-``HFLM(pretrained=model, tokenizer=tokenizer)``; ``HF_DATASETS_OFFLINE=1`` is set while running.
+``HFLM(pretrained=model, tokenizer=tokenizer)``. Nothing is fetched from the Hugging Face Hub
+(``json`` is a packaged ``datasets`` builder), so it runs offline.
 
 - Shipped tasks (already preprocessed files): jinja prompts over ``query`` / ``choices`` /
   ``gold`` that rebuild the harness's own prompts (see ``tasks.py`` for the originals).
@@ -19,13 +20,17 @@ loaded through ``TaskManager(include_path=folder)``; the model is passed as
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from residq.eval.zeroshot.locations import mmlu_folder, read_jsonl, user_task_file
-from residq.eval.zeroshot.mmlu import LETTERS, NUM_FEWSHOT, aggregate_mmlu, mmlu_subjects, read_mmlu_csv
+from residq.eval.zeroshot.mmlu import (
+    NUM_FEWSHOT,
+    aggregate_mmlu,
+    mmlu_subjects,
+    read_mmlu_csv,
+)
 from residq.eval.zeroshot.subset import subset_indices
 from residq.eval.zeroshot.tasks import LOGLIKELIHOOD_TASKS, task_file
 
@@ -37,9 +42,10 @@ SHIPPED_TEMPLATES: dict[str, tuple[str, str]] = {  # task -> (doc_to_text, doc_t
     "piqa": ("{{query}}Answer:", "{{choices}}"),
     "openbookqa": ("{{query}}", "{{choices}}"),
     "boolq": ("{{query[9:]}}\nAnswer:", "{{choices}}"),  # drop "Passage: "
-    "copa": ("{{query[:-11] ~ ' therefore' if query.endswith(', therefore') "
-             "else query[:-9] ~ ' because'}}",
-             "{{[' ' ~ choices[0][0]|lower ~ choices[0][1:], ' ' ~ choices[1][0]|lower ~ choices[1][1:]]}}"),
+    "copa": (("{{query[:-11] ~ ' therefore' if query.endswith(', therefore') "
+              "else query[:-9] ~ ' because'}}"),
+             ("{{[' ' ~ choices[0][0]|lower ~ choices[0][1:], "
+              "' ' ~ choices[1][0]|lower ~ choices[1][1:]]}}")),
 }
 HARNESS_METRIC_KEYS = {"acc": "acc,none", "acc_norm": "acc_norm,none",
                        "acc_bytes": "acc_bytes,none", "ppl": "perplexity,none",
@@ -124,7 +130,8 @@ def write_mmlu_configs(folder: Path, mmlu_dir: Path) -> dict[str, int]:
             sizes[subject] = len(rows)
         _write_yaml(folder / f"mmlu_{subject}.yaml", {
             "include": str(template), "task": f"{MMLU_GROUP}_{subject}", "dataset_path": "json",
-            "dataset_name": None, "dataset_kwargs": {"data_files": files}, "num_fewshot": NUM_FEWSHOT,
+            "dataset_name": None, "dataset_kwargs": {"data_files": files},
+            "num_fewshot": NUM_FEWSHOT,
             "description": "The following are multiple choice questions (with answers) about "
                            f"{' '.join(subject.split('_'))}.\n\n"})
     _write_yaml(folder / "mmlu_group.yaml", {
@@ -188,7 +195,6 @@ def evaluate_with_harness(model, tokenizer, tasks: Sequence[str], limit: int | N
     """Run ``tasks`` through lm-evaluation-harness; same result shape as the native engine
     (``evaluate_tasks``). The harness shows its own progress bars (``progress`` is unused)."""
     simple_evaluate, TaskManager, HFLM = import_lm_eval()
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     with tempfile.TemporaryDirectory(prefix="residq_lm_eval_") as tmp:
         names, samples = write_task_configs(Path(tmp), tasks, limit, seed, data_dir, task_dir)
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size,

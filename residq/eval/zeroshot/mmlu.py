@@ -78,7 +78,8 @@ def read_mmlu_csv(path: Path) -> list[MMLUQuestion]:
 
 def mmlu_subjects(folder: Path) -> list[str]:
     """Subjects with a test file, sorted."""
-    subjects = sorted(path.name[: -len("_test.csv")] for path in (folder / "test").glob("*_test.csv"))
+    test_files = (folder / "test").glob("*_test.csv")
+    subjects = sorted(path.name[: -len("_test.csv")] for path in test_files)
     if not subjects:
         raise FileNotFoundError(f"no <subject>_test.csv files in {folder / 'test'}")
     return subjects

@@ -54,10 +54,11 @@ def prefix_token_id(tokenizer) -> int:
 
 def encode_text(tokenizer, text: str) -> list[int]:
     """Token ids of ``text`` with the tokenizer's default special tokens, unless the text already
-    starts with the BOS string (then none are added)."""
-    bos = tokenizer.bos_token
-    if bos and text.startswith(bos):
-        return list(tokenizer.encode(text, add_special_tokens=False))
+    starts with the prefix token's string (then none are added)."""
+    if tokenizer.bos_token_id is not None or tokenizer.eos_token_id is not None:
+        prefix = tokenizer.decode([prefix_token_id(tokenizer)])
+        if prefix and text.startswith(prefix):
+            return list(tokenizer.encode(text, add_special_tokens=False))
     return list(tokenizer.encode(text))
 
 
@@ -87,7 +88,8 @@ def encode_pair(tokenizer, context: str, continuation: str) -> TokenizedRequest:
 
 def resolve_max_length(model, tokenizer) -> int:
     """Longest model input, as the harness resolves it: the config's ``n_positions`` /
-    ``max_position_embeddings`` / ``n_ctx``, else the tokenizer's ``model_max_length``, else 2048."""
+    ``max_position_embeddings`` / ``n_ctx``, else the tokenizer's ``model_max_length``,
+    else 2048."""
     config = getattr(model, "config", None)
     config = getattr(config, "text_config", None) or config
     for attribute in SEQUENCE_LENGTH_ATTRIBUTES:

@@ -48,7 +48,8 @@ def boolq_doc(row: dict) -> ChoiceDoc:
     question + "?"``."""
     prefix = "Passage: "
     if not row["query"].startswith(prefix):
-        raise ValueError(f"BoolQ query expected to start with {prefix!r}, got {row['query'][:20]!r}")
+        raise ValueError(f"BoolQ query expected to start with {prefix!r}, "
+                         f"got {row['query'][:20]!r}")
     return choice_doc(row["query"][len(prefix):] + "\nAnswer:", row["choices"], row["gold"])
 
 

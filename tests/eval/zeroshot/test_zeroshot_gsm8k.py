@@ -59,7 +59,8 @@ def test_score_generations_reports_strict_and_flexible():
 
 
 def test_cut_at_stops_keeps_text_before_each_stop():
-    assert cut_at_stops(" 5. The answer is 5.\n\nQ: next", ["Q:", "</s>"]) == " 5. The answer is 5.\n\n"
+    text = " 5. The answer is 5.\n\nQ: next"
+    assert cut_at_stops(text, ["Q:", "</s>"]) == " 5. The answer is 5.\n\n"
     assert cut_at_stops("abc", ["", "x"]) == "abc"
 
 

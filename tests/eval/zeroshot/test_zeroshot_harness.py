@@ -7,9 +7,10 @@ import pytest
 
 pytest.importorskip("lm_eval")
 
-from residq.eval.zeroshot import evaluate_tasks  # noqa: E402
+from residq.eval.zeroshot import evaluate_tasks
 
-WORDS = "the quick brown fox jumps over the lazy dog and the cat sat on the mat".split()
+WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "and", "the",
+         "cat", "sat", "on", "the", "mat"]
 
 
 def sentence(i, n=6):
@@ -23,7 +24,8 @@ def folders(tmp_path_factory):
     tasks.mkdir()
     rows = {
         "arc_easy.jsonl": [{"query": f"Question: {sentence(i)}?", "gold": i % 3,
-                            "choices": [sentence(i + 1, 2), sentence(i + 2, 4), "é " + sentence(i, 1)]}
+                            "choices": [sentence(i + 1, 2), sentence(i + 2, 4),
+                                        "é " + sentence(i, 1)]}
                            for i in range(8)],
         "piqa.jsonl": [{"query": f"Question: {sentence(i)}\n", "gold": i % 2,
                         "choices": [sentence(i + 3, 3), sentence(i + 5, 5)]} for i in range(6)],
@@ -46,7 +48,8 @@ def folders(tmp_path_factory):
     for subject, n_test in (("anatomy", 3), ("sociology", 2)):
         for split, n in (("dev", 5), ("test", n_test)):
             with open(user / "mmlu" / split / f"{subject}_{split}.csv", "w", newline="") as f:
-                csv.writer(f).writerows([[sentence(i) + "?", *[sentence(i + k, 2) for k in range(4)],
+                csv.writer(f).writerows([[sentence(i) + "?",
+                                          *[sentence(i + k, 2) for k in range(4)],
                                           "ABCD"[i % 4]] for i in range(n)])
     (user / "hellaswag.jsonl").write_text("".join(json.dumps(
         {"activity_label": "Cooking", "ctx_a": sentence(i) + ".", "ctx_b": sentence(i + 2, 3),
@@ -62,7 +65,8 @@ def test_native_equals_harness_on_the_same_seeded_rows(folders, tokenizer, tiny_
     data_dir, task_dir = folders
     tasks = ["arc_easy", "piqa", "boolq", "copa", "winogrande", "lambada_openai", "hellaswag",
              "mmlu"]
-    kwargs = dict(limit=4, seed=3, batch_size=4, data_dir=data_dir, task_dir=task_dir)
+    kwargs = {"limit": 4, "seed": 3, "batch_size": 4, "data_dir": data_dir,
+              "task_dir": task_dir}
     native = evaluate_tasks(tiny_model, tokenizer, tasks, progress=False, **kwargs)
     harness = evaluate_tasks(tiny_model, tokenizer, tasks, engine="harness", **kwargs)
     for key in ("subjects", "categories"):  # per subject / category of MMLU
@@ -76,7 +80,8 @@ def test_native_equals_harness_on_the_same_seeded_rows(folders, tokenizer, tiny_
 
 
 def test_gsm8k_runs_through_both_engines(folders, tokenizer, tiny_model):
-    data_dir, task_dir = folders
+    _, task_dir = folders
     native = evaluate_tasks(tiny_model, tokenizer, ["gsm8k"], task_dir=task_dir, progress=False)
-    harness = evaluate_tasks(tiny_model, tokenizer, ["gsm8k"], task_dir=task_dir, engine="harness")
+    harness = evaluate_tasks(tiny_model, tokenizer, ["gsm8k"], task_dir=task_dir,
+                             engine="harness")
     assert native == harness and native["gsm8k"]["n"] == 2

@@ -67,7 +67,8 @@ def test_average_is_weighted_by_subject_size():
 
 def test_evaluate_mmlu_end_to_end_on_a_uniform_model(mmlu_dir, tokenizer, uniform_model):
     # Equal token counts for " A" .. " D" make every loglik equal; argmax keeps "A".
-    counts = {len(encode_pair(tokenizer, "Answer:", f" {letter}").continuation) for letter in "ABCD"}
+    counts = {len(encode_pair(tokenizer, "Answer:", f" {letter}").continuation)
+              for letter in "ABCD"}
     assert len(counts) == 1
     result = evaluate_mmlu(uniform_model, tokenizer, mmlu_dir, progress=False)
     assert result["subjects"]["abstract_algebra"] == {"acc": pytest.approx(2 / 3), "n": 3}

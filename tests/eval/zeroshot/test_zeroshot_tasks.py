@@ -23,7 +23,8 @@ ROWS = {
     "copa.jsonl": [{"query": "The man turned on the faucet, therefore",
                     "choices": ["the toilet filled.", "Water flowed."], "gold": 1},
                    {"query": "My body cast a shadow, because", "choices": ["a", "b"], "gold": 0}],
-    "winogrande.jsonl": [{"context_options": ["Sarah beat Maria so Sarah", "Sarah beat Maria so Maria"],
+    "winogrande.jsonl": [{"context_options": ["Sarah beat Maria so Sarah",
+                                              "Sarah beat Maria so Maria"],
                           "continuation": "lost.", "gold": 1}],
     "lambada_openai.jsonl": [{"context": "He looked at the", "continuation": "door"}],
 }

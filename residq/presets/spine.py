@@ -1,4 +1,4 @@
-"""Named recipes. Each is a plain ``Recipe``; ``residq quantize --recipe NAME`` uses them."""
+"""The spine presets: RTN and GPTQ weight-only, RTN W4A4 / W8A8."""
 
 from __future__ import annotations
 
@@ -35,11 +35,4 @@ _ALL = [
             weight=INT8_CHANNEL, activation=INT8_TOKEN, method="rtn"),
 ]
 
-PRESETS: dict[str, Recipe] = {r.name: r for r in _ALL}
-
-
-def register_preset(recipe: Recipe) -> None:
-    """Add a named recipe (used by method modules that bring their own presets)."""
-    if recipe.name in PRESETS:
-        raise ValueError(f"preset {recipe.name!r} is already registered")
-    PRESETS[recipe.name] = recipe
+RECIPES: tuple[Recipe, ...] = tuple(_ALL)

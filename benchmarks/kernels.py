@@ -1,0 +1,413 @@
+"""Time residq's GPU kernels against cuBLAS bf16 on the Llama-3-8B linear shapes.
+
+Usage (on a CUDA machine)::
+
+    python benchmarks/kernels.py                      # everything, writes results/kernels-h100.json
+    python benchmarks/kernels.py --only w4a16 --ms 1 16
+    python benchmarks/kernels.py --jobs 8             # compile kernels in 8 processes first
+
+Method (docs/GPU.md): every kernel is checked against its torch reference on the benchmark's
+own random inputs before it is timed; times are medians of CUDA-event measurements of a CUDA
+graph that replays ``REPS`` calls, rotating through enough copies of the inputs that they
+cannot stay in L2 (weights are read from HBM as in real decoding); cuBLAS bf16 runs in the same
+process on the same shapes. ``ratio_vs_bf16`` = bf16 time / kernel time. ``gbps`` counts the
+bytes a kernel must move at least (inputs read once, outputs written once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from residq.kernels import act_quant, w4a4, w4a16, w8a8  # noqa: E402
+from residq.kernels.block_formats import quantize_blocks  # noqa: E402
+
+SHAPES = [(4096, 4096), (14336, 4096), (4096, 14336), (6144, 4096)]  # (N, K)
+MS = [1, 16, 128, 2048]
+FORMATS = ["nvfp4", "mxfp4", "int4"]
+ROTATION_BYTES = 160 * 2**20  # > 3x the H100's 50 MB L2
+REPS, TRIALS = 20, 15
+ARC_FRACTION, LOWRANK_RANK = 0.08, 64
+
+
+def time_ms(make_call, n_sets: int) -> float:
+    """Median ms per call of ``make_call(i)()`` over rotating input sets, via a CUDA graph."""
+    calls = [make_call(i) for i in range(n_sets)]
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for call in calls:
+            call()
+    torch.cuda.current_stream().wait_stream(stream)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for rep in range(REPS):
+            calls[rep % n_sets]()
+    graph.replay()
+    times = []
+    for _ in range(TRIALS):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / REPS)
+    del graph
+    return statistics.median(times)
+
+
+def sets_for(bytes_per_call: int) -> int:
+    return max(1, min(16, math.ceil(ROTATION_BYTES / max(bytes_per_call, 1))))
+
+
+def nbytes(*tensors) -> int:
+    total = 0
+    for t in tensors:
+        if isinstance(t, dict):
+            total += nbytes(*t.values())
+        elif isinstance(t, torch.Tensor):
+            total += t.numel() * t.element_size()
+    return total
+
+
+def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
+    out, ref = out.float(), ref.float()
+    if not torch.isfinite(out).all():
+        return float("inf")
+    return float((out - ref).norm() / ref.norm().clamp(min=1e-30))
+
+
+class Bench:
+    """Holds inputs, results and the bf16 baselines of one run."""
+
+    def __init__(self, args):
+        self.args = args
+        self.rows: list[dict] = []
+        self.sweeps: list[dict] = []
+        self.failures: list[str] = []
+        self.bf16: dict[tuple[int, int, int], float] = {}
+        self.gen = torch.Generator(device="cuda").manual_seed(0)
+
+    def randn(self, *shape, scale=1.0, dtype=torch.bfloat16):
+        return (torch.randn(*shape, device="cuda", generator=self.gen) * scale).to(dtype)
+
+    def check(self, name: str, out, ref, tol: float) -> bool:
+        err = rel_err(out, ref)
+        ok = err <= tol
+        if not ok:
+            self.failures.append(f"{name}: rel err {err:.3e} > {tol}")
+            print(f"  CHECK FAILED {name}: rel err {err:.3e}", flush=True)
+        return ok
+
+    def add(self, kernel, fmt, m, n, k, ms, moved_bytes, **extra):
+        base = self.bf16.get((m, n, k))
+        row = dict(kernel=kernel, format=fmt, M=m, N=n, K=k, ms=round(ms, 5),
+                   ratio_vs_bf16=round(base / ms, 3) if base else None,
+                   tflops=round(2 * m * n * k / ms / 1e9, 2), gbps=round(moved_bytes / ms / 1e6, 1))
+        row.update(extra)
+        self.rows.append(row)
+        return row
+
+    # ------------------------------------------------------------------ baselines
+    def copy_bandwidth(self) -> float:
+        src = torch.empty(2**30 // 2, dtype=torch.bfloat16, device="cuda").normal_()
+        dst = torch.empty_like(src)
+        ms = time_ms(lambda i: (lambda: dst.copy_(src)), 1)
+        gbps = 2 * nbytes(src) / ms / 1e6
+        self.rows.append(dict(kernel="copy", format="bf16", M=None, N=None, K=None, ms=round(ms, 4),
+                              ratio_vs_bf16=None, tflops=None, gbps=round(gbps, 1)))
+        return gbps
+
+    def baseline(self, m, n, k) -> float:
+        sets = sets_for(2 * n * k)
+        ws = [self.randn(n, k) for _ in range(sets)]
+        x = self.randn(m, k)
+        ms = time_ms(lambda i: (lambda: torch.matmul(x, ws[i].T)), sets)
+        self.bf16[(m, n, k)] = ms
+        self.add("bf16-cublas", "bf16", m, n, k, ms, 2 * (n * k + m * k + m * n))
+        return ms
+
+    # ------------------------------------------------------------------ W4A16
+    def w4a16_configs(self, m: int, fmt: str) -> list[dict]:
+        bk = 128 if fmt == "int4" else 256
+        if m <= 16:
+            cfgs = [dict(BLOCK_N=64, BLOCK_M=16, BLOCK_K=bk, num_warps=4, num_stages=4),
+                    dict(BLOCK_N=128, BLOCK_M=16, BLOCK_K=bk, num_warps=4, num_stages=3),
+                    dict(BLOCK_N=64, BLOCK_M=16, BLOCK_K=128 if fmt == "int4" else 512,
+                         num_warps=4, num_stages=3)]
+        elif m <= 128:
+            cfgs = [dict(BLOCK_N=64, BLOCK_M=128, BLOCK_K=128, num_warps=4, num_stages=3),
+                    dict(BLOCK_N=128, BLOCK_M=64, BLOCK_K=128, num_warps=4, num_stages=4)]
+        else:
+            cfgs = [dict(BLOCK_N=128, BLOCK_M=128, BLOCK_K=128, num_warps=8, num_stages=3),
+                    dict(BLOCK_N=128, BLOCK_M=256, BLOCK_K=128, num_warps=8, num_stages=3)]
+        return cfgs if self.args.sweep else cfgs[:1]
+
+    def run_w4a16(self, fmt, m, n, k):
+        w = self.randn(n, k, scale=0.02)
+        packed0 = {key: v.contiguous() for key, v in quantize_blocks(w, fmt).items()}
+        sets = sets_for(nbytes(packed0))
+        packs = [packed0] + [{key: v.clone() for key, v in packed0.items()} for _ in range(sets - 1)]
+        x = self.randn(m, k)
+        ref = w4a16.reference(x, packed0, fmt)
+        best = None
+        for cfg in self.w4a16_configs(m, fmt):
+            splits = [None]
+            if self.args.sweep and m <= 16:
+                auto = w4a16.split_k_for(m, n, k, cfg)
+                splits = sorted({1, auto, max(1, auto // 2), auto * 2})
+            for split in splits:
+                full = dict(cfg, SPLIT_K=split) if split else dict(cfg)
+                name = f"w4a16 {fmt} M={m} N={n} K={k} {full}"
+                try:
+                    out = w4a16.launch(x, packed0, fmt, config=full)
+                except Exception as exc:  # noqa: BLE001 - a config that does not compile is skipped
+                    self.failures.append(f"{name}: {type(exc).__name__}: {str(exc)[:200]}")
+                    continue
+                if not self.check(name, out, ref, 2e-3):
+                    continue
+                ms = time_ms(lambda i, full=full: (lambda: w4a16.launch(x, packs[i], fmt, config=full)), sets)
+                self.sweeps.append(dict(kernel="w4a16", format=fmt, M=m, N=n, K=k, config=full, ms=ms))
+                if best is None or ms < best[0]:
+                    best = (ms, full)
+        if best:
+            moved = nbytes(packed0) + 2 * (m * k + m * n)
+            self.add("w4a16", fmt, m, n, k, best[0], moved, config=best[1])
+
+    # ------------------------------------------------------------------ W4A4
+    def w4a4_configs(self, m: int) -> list[dict]:
+        if m <= 128:
+            cfgs = [dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=128, GROUP_M=8, num_warps=4, num_stages=4),
+                    dict(BLOCK_M=64, BLOCK_N=128, BLOCK_K=128, GROUP_M=8, num_warps=4, num_stages=3)]
+        else:
+            cfgs = [dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=128, GROUP_M=8, num_warps=8, num_stages=3),
+                    dict(BLOCK_M=128, BLOCK_N=256, BLOCK_K=128, GROUP_M=8, num_warps=8, num_stages=3),
+                    dict(BLOCK_M=256, BLOCK_N=128, BLOCK_K=128, GROUP_M=8, num_warps=8, num_stages=3)]
+        return cfgs if self.args.sweep else cfgs[:1]
+
+    def run_w4a4(self, fmt, m, n, k, s=0, rank=0, cfg_choice=None):
+        w = self.randn(n, k, scale=0.02)
+        x = self.randn(m, k)
+        x[:, k - max(s, 16):] *= 20  # outlier channels last, as after ARCQuant's reorder
+        a = self.randn(k, rank, scale=0.05) if rank else None
+        b = self.randn(n, rank, scale=0.05) if rank else None
+        wq0 = w4a4.augment_weight(quantize_blocks(w, fmt), fmt, s)
+        sets = sets_for(nbytes(wq0))
+        wqs = [wq0] + [{key: v.clone() for key, v in wq0.items()} for _ in range(sets - 1)]
+        xq = act_quant.launch(x, fmt, s=s, lowrank_a=a)
+        xa = xq.get("lowrank_xa")
+        ref = w4a4.reference(xq, wq0, fmt, s=s, lowrank_xa=xa, lowrank_b=b)
+        best = None
+        for cfg in ([cfg_choice] if cfg_choice else self.w4a4_configs(m)):
+            name = f"w4a4 {fmt} M={m} N={n} K={k} s={s} r={rank} {cfg}"
+            try:
+                out = w4a4.launch(xq, wq0, fmt, s=s, lowrank_xa=xa, lowrank_b=b, config=cfg)
+            except Exception as exc:  # noqa: BLE001 - a config that does not compile is skipped
+                self.failures.append(f"{name}: {type(exc).__name__}: {str(exc)[:200]}")
+                continue
+            if not self.check(name, out, ref, 2e-3):
+                continue
+            ms = time_ms(lambda i, cfg=cfg: (lambda: w4a4.launch(xq, wqs[i], fmt, s=s, lowrank_xa=xa,
+                                                                 lowrank_b=b, config=cfg)), sets)
+            self.sweeps.append(dict(kernel="w4a4", format=fmt, M=m, N=n, K=k, s=s, rank=rank,
+                                    config=cfg, ms=ms))
+            if best is None or ms < best[0]:
+                best = (ms, cfg)
+        if best is None:
+            return None
+        moved = nbytes(wq0) + nbytes(xq) + 2 * m * n
+        self.add("w4a4", fmt, m, n, k, best[0], moved, s=s, rank=rank, variant="gemm", config=best[1])
+        # the whole linear: activation quantization (dynamic scale, residual, X A) + GEMM
+        lin = time_ms(lambda i: (lambda: self._w4a4_linear(x, wqs[i], fmt, s, a, b, best[1])), sets)
+        self.add("w4a4", fmt, m, n, k, lin, moved + 2 * m * k, s=s, rank=rank, variant="linear",
+                 config=best[1])
+        return best[1]
+
+    @staticmethod
+    def _w4a4_linear(x, wq, fmt, s, a, b, cfg):
+        xq = act_quant.launch(x, fmt, s=s, lowrank_a=a)
+        return w4a4.launch(xq, wq, fmt, s=s, lowrank_xa=xq.get("lowrank_xa"), lowrank_b=b, config=cfg)
+
+    # ------------------------------------------------------------------ W8A8
+    def run_w8a8(self, kind, m, n, k):
+        w = self.randn(n, k, scale=0.02)
+        x = self.randn(m, k)
+        wc0, ws0 = w8a8.quantize_weight(w, kind)
+        sets = sets_for(nbytes(wc0))
+        wcs = [wc0] + [wc0.clone() for _ in range(sets - 1)]
+        ref = w8a8.reference(x, wc0, ws0, kind)
+        xc, xs = w8a8.quantize_rows(x, kind)
+        for fast in ([False, True] if kind == "fp8" else [False]):
+            name = f"w8a8 {kind} M={m} N={n} K={k} fast={fast}"
+            try:
+                out = w8a8.launch(x, wc0, ws0, kind, fast)
+            except Exception as exc:  # noqa: BLE001 - e.g. _scaled_mm without row-wise scaling
+                self.failures.append(f"{name}: {type(exc).__name__}: {str(exc)[:200]}")
+                continue
+            if not self.check(name, out, ref, 1e-2):
+                continue
+            gemm = time_ms(lambda i: (lambda: w8a8.scaled_mm(xc, xs, wcs[i], ws0, kind, torch.bfloat16,
+                                                             fast)), sets)
+            moved = nbytes(wc0, ws0, xc, xs) + 2 * m * n
+            self.add(f"w8a8-{kind}", kind, m, n, k, gemm, moved, variant="gemm", fast_accum=fast)
+            lin = time_ms(lambda i: (lambda: w8a8.launch(x, wcs[i], ws0, kind, fast)), sets)
+            self.add(f"w8a8-{kind}", kind, m, n, k, lin, moved + 2 * m * k, variant="linear",
+                     fast_accum=fast)
+
+    # ------------------------------------------------------------------ activation quantizer
+    def run_act_quant(self, fmt, m, k, copy_gbps, s=0, rank=0, static=False, perm=False):
+        sets = sets_for(2 * m * k)
+        xs = [self.randn(m, k) for _ in range(sets)]
+        p = torch.randperm(k, device="cuda") if perm else None
+        g = torch.tensor(0.01, device="cuda") if static else None
+        a = self.randn(k, rank, scale=0.05) if rank else None
+        out = act_quant.launch(xs[0], fmt, perm=p, s=s, global_scale=g, lowrank_a=a)
+        ref = act_quant.reference(xs[0], fmt, perm=p, s=s, global_scale=g, lowrank_a=a)
+        name = f"act-quant {fmt} M={m} K={k} s={s} r={rank} static={static} perm={perm}"
+        exact = all(torch.equal(out[key], ref[key]) for key in ref if key != "lowrank_xa")
+        if not exact:
+            self.failures.append(f"{name}: codes/scales differ from the reference")
+            print(f"  CHECK FAILED {name}", flush=True)
+            return
+        if rank and not self.check(name + " xa", out["lowrank_xa"], ref["lowrank_xa"], 1e-2):
+            return
+        ms = time_ms(lambda i: (lambda: act_quant.launch(xs[i], fmt, perm=p, s=s, global_scale=g,
+                                                         lowrank_a=a)), sets)
+        moved = nbytes(xs[0]) + nbytes(out)
+        row = self.add("act-quant", fmt, m, k, k, ms, moved, s=s, rank=rank, static_scale=static,
+                       perm=perm)
+        row["ratio_vs_bf16"] = None
+        row["tflops"] = None
+        row["frac_of_copy_bw"] = round(row["gbps"] / copy_gbps, 3)
+
+
+def arc_s(k: int) -> int:
+    """ARCQuant residual channels: 8% of K rounded up to a multiple of 16."""
+    return 16 * math.ceil(ARC_FRACTION * k / 16)
+
+
+def work_units(args, shapes, ms):
+    """(name, callable(bench)) in run order; a unit is the smallest piece a warm-up shard takes."""
+    units = []
+    copy_gbps = {}
+    units.append(("copy", lambda b: copy_gbps.setdefault("v", b.copy_bandwidth())))
+    for n, k in shapes:
+        for m in ms:
+            units.append((f"bf16 {m} {n} {k}", lambda b, m=m, n=n, k=k: b.baseline(m, n, k)))
+    if "w4a16" in args.only:
+        for fmt in FORMATS:
+            for n, k in shapes:
+                for m in ms:
+                    units.append((f"w4a16 {fmt}", lambda b, f=fmt, m=m, n=n, k=k: b.run_w4a16(f, m, n, k)))
+    if "w4a4" in args.only:
+        for n, k in shapes:
+            for m in [m for m in ms if m >= 128]:
+                def w4a4_unit(b, m=m, n=n, k=k):
+                    cfg = b.run_w4a4("nvfp4", m, n, k)
+                    if cfg:
+                        b.run_w4a4("nvfp4", m, n, k, s=arc_s(k), cfg_choice=cfg)
+                        b.run_w4a4("nvfp4", m, n, k, rank=LOWRANK_RANK, cfg_choice=cfg)
+                        if m == max(ms):
+                            for fmt in ("mxfp4", "int4"):
+                                b.run_w4a4(fmt, m, n, k, cfg_choice=cfg)
+                units.append((f"w4a4 {m} {n} {k}", w4a4_unit))
+    if "w8a8" in args.only:
+        for kind in ("fp8", "int8"):
+            for n, k in shapes:
+                for m in ms:
+                    units.append((f"w8a8 {kind}", lambda b, kd=kind, m=m, n=n, k=k: b.run_w8a8(kd, m, n, k)))
+    if "act" in args.only:
+        for fmt in FORMATS:
+            for k in sorted({k for _, k in shapes}):
+                for m in ms:
+                    units.append((f"act {fmt}", lambda b, f=fmt, m=m, k=k: b.run_act_quant(f, m, k, copy_gbps["v"])))
+                m = max(ms)
+                for extra in (dict(static=True), dict(s=arc_s(k)), dict(perm=True),
+                              dict(rank=LOWRANK_RANK)):
+                    units.append((f"act {fmt} {extra}",
+                                  lambda b, f=fmt, m=m, k=k, e=extra: b.run_act_quant(f, m, k, copy_gbps["v"], **e)))
+    return units
+
+
+def warm_up_in_parallel(args) -> None:
+    """Compile every kernel variant in ``args.jobs`` processes (Triton's disk cache keeps them)."""
+    cmd = [sys.executable, __file__, "--warm", "--of", str(args.jobs), "--only", *args.only,
+           "--ms", *map(str, args.ms)] + (["--sweep"] if args.sweep else [])
+    procs = [subprocess.Popen(cmd + ["--shard", str(i)]) for i in range(args.jobs)]
+    for proc in procs:
+        proc.wait()
+
+
+def print_table(rows) -> None:
+    print(f"{'kernel':<12}{'fmt':<7}{'variant':<8}{'s':>5}{'r':>4}{'M':>6}{'N':>7}{'K':>7}"
+          f"{'ms':>10}{'x bf16':>8}{'TFLOP/s':>9}{'GB/s':>8}")
+    for r in rows:
+        if r["kernel"] in ("bf16-cublas",):
+            continue
+        ratio = r.get("ratio_vs_bf16")
+        ratio = f"{ratio:.2f}" if ratio else (f"{r['frac_of_copy_bw']:.2f}c" if r.get("frac_of_copy_bw") else "-")
+        print(f"{r['kernel']:<12}{r['format']:<7}{r.get('variant', '') or '':<8}{r.get('s', 0) or 0:>5}"
+              f"{r.get('rank', 0) or 0:>4}{r['M'] or 0:>6}{r['N'] or 0:>7}{r['K'] or 0:>7}"
+              f"{r['ms']:>10.4f}{ratio:>8}{r['tflops'] or 0:>9.1f}{r['gbps']:>8.0f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", default=["w4a16", "w4a4", "w8a8", "act"])
+    parser.add_argument("--ms", nargs="+", type=int, default=MS)
+    parser.add_argument("--sweep", action="store_true", help="try several tile configs per case")
+    parser.add_argument("--jobs", type=int, default=0, help="compile in this many processes first")
+    parser.add_argument("--warm-only", action="store_true", help="only compile (with --jobs)")
+    parser.add_argument("--warm", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--shard", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--of", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "kernels-h100.json"))
+    args = parser.parse_args()
+    if args.jobs and not args.warm:
+        warm_up_in_parallel(args)
+    if args.warm_only:
+        return
+    global REPS, TRIALS, ROTATION_BYTES
+    shapes = SHAPES
+    if args.warm:  # same kernel variants (same constexprs and specializations), tiny problems
+        REPS, TRIALS, ROTATION_BYTES = 1, 1, 1
+        shapes = [(256, 4096)]
+    bench = Bench(args)
+    for index, (name, unit) in enumerate(work_units(args, shapes, args.ms)):
+        if args.warm and index % args.of != args.shard and name != "copy":
+            continue
+        if not args.warm:
+            print(f"[{datetime.datetime.now():%H:%M:%S}] {name}", flush=True)
+        try:
+            unit(bench)
+        except Exception as exc:  # noqa: BLE001 - one broken case must not lose the others
+            bench.failures.append(f"{name}: {type(exc).__name__}: {str(exc)[:300]}")
+            print(f"  FAILED {name}: {type(exc).__name__}: {str(exc)[:300]}", flush=True)
+    if args.warm:
+        return
+    result = dict(rows=bench.rows, device=torch.cuda.get_device_name(), date=datetime.date.today().isoformat(),
+                  torch=torch.__version__, triton=__import__("triton").__version__,
+                  method=f"CUDA graph of {REPS} calls, median of {TRIALS} replays, inputs rotated over "
+                         f">= {ROTATION_BYTES >> 20} MiB", sweeps=bench.sweeps, failures=bench.failures)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    print_table(bench.rows)
+    print(f"failures: {len(bench.failures)}")
+    for failure in bench.failures[:20]:
+        print("  ", failure)
+
+
+if __name__ == "__main__":
+    main()
