@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--recipes", default=None, help="comma list (default: the demo set)")
     d.add_argument("--calib-samples", type=int, default=16)
     d.add_argument("--seqlen", type=int, default=512)
-    d.add_argument("--max-windows", type=int, default=20)
+    d.add_argument("--max-windows", type=int, default=16)
     d.add_argument("--device", default="auto")
     _add_common_flags(d)
     for module in _extra_command_modules():

@@ -47,8 +47,16 @@ class Recipe:
         ridge: ARHQ ridge factor rho (0 = pure ARHQ).
         lowrank_dtype: storage of low-rank factors: ``float16``, ``bfloat16`` or ``int8``.
         smooth_alpha: SmoothQuant migration strength; None = search by output error.
+        eig_floor: ARHQ: eigenvalues of G below ``eig_floor · λ_max`` are raised to it.
+        rank_plan: per-layer ranks ``((layer name, rank), ...)`` from the global budget planner
+            (``models/planning.py``); filled by ``api.quantize`` when ``rank_budget`` is set.
         arc_align: ARCQuant alignment of the augmented channel count.
         arc_fraction: ARCQuant fixed fraction of K (None = the 2^-3 threshold rule).
+        arc_select: ARCQuant's choice of ``s`` when ``arc_fraction`` is None: ``rule`` (the
+            paper's 2^-3 threshold rule) or ``error`` (chosen by measured output error, see
+            ``residq.methods.arcquant.select_by_output_error``).
+        arc_weight: ARCQuant's weight quantizer on the reordered weight: ``rtn`` or ``gptq``
+            (GPTQ on the Hessian of the deployed two-stage activations).
         atom_outliers: Atom: number of INT8 outlier channels.
         awq_grid: AWQ: number of alpha values searched in [0, 1].
         seed: random seed for calibration sampling and random rotations.
@@ -72,8 +80,12 @@ class Recipe:
     ridge: float = 0.0
     lowrank_dtype: str = "float16"
     smooth_alpha: float | None = 0.5
+    eig_floor: float = 1e-6
+    rank_plan: tuple[tuple[str, int], ...] = ()
     arc_align: int = 16
     arc_fraction: float | None = None
+    arc_select: str = "rule"
+    arc_weight: str = "rtn"
     atom_outliers: int = 128
     awq_grid: int = 20
     seed: int = 0
@@ -99,8 +111,18 @@ class Recipe:
             raise ValueError(f"rank_budget must be in (0, 1), got {self.rank_budget}")
         if self.lowrank_dtype not in ("float16", "bfloat16", "int8"):
             raise ValueError(f"lowrank_dtype must be float16, bfloat16 or int8, got {self.lowrank_dtype!r}")
+        if not 0 < self.eig_floor < 1:
+            raise ValueError(f"eig_floor must be in (0, 1), got {self.eig_floor}")
+        if self.smooth_alpha is not None and not 0 <= self.smooth_alpha <= 1:
+            raise ValueError(f"smooth_alpha must be in [0, 1] or None, got {self.smooth_alpha}")
         if self.arc_align < 1:
             raise ValueError(f"arc_align must be positive, got {self.arc_align}")
+        if self.arc_fraction is not None and not 0 <= self.arc_fraction <= 1:
+            raise ValueError(f"arc_fraction must be in [0, 1] or None, got {self.arc_fraction}")
+        if self.arc_select not in ("rule", "error"):
+            raise ValueError(f"arc_select must be 'rule' or 'error', got {self.arc_select!r}")
+        if self.arc_weight not in ("rtn", "gptq"):
+            raise ValueError(f"arc_weight must be 'rtn' or 'gptq', got {self.arc_weight!r}")
 
     @property
     def weight_only(self) -> bool:
@@ -110,6 +132,7 @@ class Recipe:
         out = dataclasses.asdict(self)
         out["transforms"] = list(self.transforms)
         out["ignore"] = list(self.ignore)
+        out["rank_plan"] = [list(item) for item in self.rank_plan]
         return out
 
     @classmethod
@@ -123,6 +146,8 @@ class Recipe:
                 value = _format_from(value, f"{source}: {key}")
             elif key in ("transforms", "ignore"):
                 value = tuple(value)
+            elif key == "rank_plan":
+                value = tuple((str(name), int(rank)) for name, rank in value)
             kwargs[key] = value
         return cls(**kwargs)
 

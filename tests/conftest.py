@@ -50,3 +50,23 @@ def llama():
 def calib_ids():
     torch.manual_seed(1)
     return torch.randint(0, 256, (4, 32))
+
+
+def smollm2_tokenizer():
+    """The real SmolLM2 tokenizer, read offline from the GGUF of the installed package."""
+    from transformers import AutoTokenizer
+
+    from residq.models.loading import resolve_model
+
+    source = resolve_model("smollm2-135m")
+    return AutoTokenizer.from_pretrained(source.location, gguf_file=source.gguf_file)
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_dir(tmp_path_factory):
+    """A tiny random Llama saved as a HF directory with the SmolLM2 tokenizer."""
+    path = tmp_path_factory.mktemp("tiny_llama")
+    model = tiny_model("llama", vocab=49152)
+    model.save_pretrained(path)
+    smollm2_tokenizer().save_pretrained(path)
+    return path

@@ -12,6 +12,7 @@ states wait on the CPU.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -72,6 +73,21 @@ def _collect_group_stats(
     return stats
 
 
+class RaggedBlockWarning(UserWarning):
+    """A layer's K is not a multiple of its format's block size."""
+
+
+def _warn_ragged(name: str, k: int, recipe: Recipe) -> None:
+    """Ragged last blocks are supported (padded with zeros for the scale's amax, never stored),
+    but they cost accuracy and have no fast kernel: say which layer has one."""
+    for role, spec in (("weight", recipe.weight), ("activation", recipe.activation)):
+        if spec is not None and k % spec.block_size(k):
+            warnings.warn(
+                f"{name}: in_features={k} is not a multiple of the {role} format's block of "
+                f"{spec.block_size(k)} ({spec.describe()}); the last block is ragged (zero-padded)",
+                RaggedBlockWarning, stacklevel=3)
+
+
 @torch.no_grad()
 def _capture_group_input(block: nn.Module, group: InputGroup, inputs: BlockInputs, kwargs: dict,
                          device: torch.device) -> torch.Tensor | None:
@@ -109,6 +125,7 @@ def _quantize_group(
         if not torch.isfinite(weight).all():
             raise NonFiniteWeightError(f"{name}: weight contains NaN or Inf")
         bias = None if linear.bias is None else linear.bias.detach().float()
+        _warn_ragged(name, linear.in_features, recipe)
         start = time.perf_counter()
         layer = handler.quantize_layer(name, weight, bias, stats, recipe)
         module = QuantLinear.from_quantized(layer, linear.in_features).to(weight.device)

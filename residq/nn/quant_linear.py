@@ -6,7 +6,9 @@ Buffers (all saved in the checkpoint):
   (codes ``(M, K')`` packed, scales, zero points, NVFP4 global scale); ``K' = K + augmented``.
 * ``bias`` ``(M,)``, ``input_perm`` ``(K,)`` int64, ``input_scale`` ``(K,)`` float32,
   ``act_global_scale`` () float32, ``lowrank_a`` ``(K, r)`` and ``lowrank_b`` ``(M, r)``:
-  each present only when used.
+  each present only when used. Low-rank factors are float16/bfloat16, or int8 codes with
+  per-column float32 scales ``lowrank_a_scale`` / ``lowrank_b_scale`` ``(r,)`` (value =
+  code x scale; the branch still computes in the input's dtype).
 
 Forward (reference path, any device): dequantize the weight once (cached per device and
 dtype), quantize-dequantize the activation, and multiply in the input's dtype (fp32
@@ -26,7 +28,8 @@ from residq.formats.spec import FormatSpec, QuantizedTensor
 from residq.methods.quantized_layer import QuantizedLayer
 from residq.nn.activation import quantize_activation
 
-_OPTIONAL = ("bias", "input_perm", "input_scale", "act_global_scale", "lowrank_a", "lowrank_b")
+_OPTIONAL = ("bias", "input_perm", "input_scale", "act_global_scale", "lowrank_a", "lowrank_b",
+             "lowrank_a_scale", "lowrank_b_scale")
 
 
 class QuantLinear(nn.Module):
@@ -125,6 +128,9 @@ class QuantLinear(nn.Module):
         if getattr(self, "lowrank_a", None) is not None:
             a = self.lowrank_a.to(rows.dtype)
             b = self.lowrank_b.to(rows.dtype)
+            if getattr(self, "lowrank_a_scale", None) is not None:
+                a = a * self.lowrank_a_scale.to(rows.dtype)
+                b = b * self.lowrank_b_scale.to(rows.dtype)
             out = out + (rows @ a) @ b.T
         if getattr(self, "bias", None) is not None:
             out = out + self.bias.to(out.dtype)

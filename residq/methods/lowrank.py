@@ -1,0 +1,172 @@
+"""The low-rank maths of ARHQ (arXiv 2605.00140) and SVDQuant, as plain functions.
+
+ARHQ (ALGORITHMS.md section 4). With the activation quantization error ``E = X - Q_x(X)``
+(N x K) and ``G = EᵀE / N``, the rank-r correction ``L`` minimizing ``‖E (W - L)ᵀ‖²_F / N =
+tr((W - L) G (W - L)ᵀ)`` is, with ``SVD(W G^{1/2}) = U Σ Vᵀ``::
+
+    B = U_r Σ_r          (M, r)
+    A = G^{-1/2} V_r     (K, r)
+    L = B Aᵀ             (M, K),  and the objective left is  Σ_{i>r} σ_i².
+
+``G`` is often near-singular: its eigenvalues are floored at ``eig_floor · λ_max`` before the
+square roots, and everything runs in float64. An optional ridge ``G' = G + γ I`` accounts for
+the weight-quantization error of the residual (``γ = ρ · ε_w · tr(Ĥ_q / N) / K``, see
+``ridge_gamma``); ``γ → ∞`` tends to the plain SVD of ``W`` (SVDQuant's branch).
+
+Cost: one K x K symmetric eigendecomposition (O(K³)) and one thin SVD of an M x K matrix
+(O(M K min(M, K))), both float64; ``scripts/arhq_eigen_timing.py`` measures them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+RANK_MULTIPLE = 16
+
+
+def floored_sqrt_pair(G: torch.Tensor, eig_floor: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
+    """``G^{1/2}`` and ``G^{-1/2}`` of a symmetric PSD ``G`` (K, K), eigenvalues floored.
+
+    Args:
+        G: (K, K) float, symmetric positive semi-definite (computed in float64).
+        eig_floor: eigenvalues below ``eig_floor · λ_max`` are raised to it.
+
+    Returns:
+        ``(G_half, G_inv_half)``, both (K, K) float64.
+    """
+    G64 = G.detach().to(torch.float64)
+    G64 = 0.5 * (G64 + G64.T)
+    eigvals, Q = torch.linalg.eigh(G64)
+    top = eigvals.max().clamp_min(0.0)
+    if not float(top) > 0:
+        raise ValueError("ARHQ: the residual covariance G is zero (no activation error was measured)")
+    eigvals = eigvals.clamp_min(eig_floor * top)
+    root = eigvals.sqrt()
+    return (Q * root) @ Q.T, (Q / root) @ Q.T
+
+
+def arhq_factors(
+    W: torch.Tensor,
+    G: torch.Tensor,
+    rank: int,
+    eig_floor: float = 1e-6,
+    ridge_gamma: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """ARHQ's closed-form low-rank branch (arXiv 2605.00140; ALGORITHMS.md section 4).
+
+    Args:
+        W: weight (M, K), any float dtype.
+        G: activation-residual covariance ``EᵀE / N`` (K, K), float64 preferred.
+        rank: r, clipped to ``min(M, K)``; 0 gives empty factors.
+        eig_floor: relative eigenvalue floor of ``G'`` (``1e-6 · λ_max``).
+        ridge_gamma: absolute ridge ``γ`` added to G's diagonal (0 = pure ARHQ).
+
+    Returns:
+        ``(A, B, sigma)``: ``A`` (K, r) float64, ``B`` (M, r) float64 with ``L = B Aᵀ``, and
+        ``sigma`` (min(M, K),) float64, every singular value of ``W G'^{1/2}`` (descending):
+        dropping component i costs exactly ``sigma[i]²`` of the objective.
+    """
+    M, K = W.shape
+    if G.shape != (K, K):
+        raise ValueError(f"arhq_factors: G must be ({K}, {K}) for W of shape {(M, K)}, got {tuple(G.shape)}")
+    if rank < 0:
+        raise ValueError(f"arhq_factors: rank must be >= 0, got {rank}")
+    if ridge_gamma < 0:
+        raise ValueError(f"arhq_factors: ridge_gamma must be >= 0, got {ridge_gamma}")
+    G64 = G.detach().to(torch.float64)
+    if ridge_gamma > 0:
+        G64 = G64 + ridge_gamma * torch.eye(K, dtype=torch.float64, device=G64.device)
+    G_half, G_inv_half = floored_sqrt_pair(G64, eig_floor)
+    W64 = W.detach().to(device=G64.device, dtype=torch.float64)
+    U, sigma, Vh = torch.linalg.svd(W64 @ G_half, full_matrices=False)
+    r = min(rank, sigma.numel())
+    B = U[:, :r] * sigma[:r]
+    A = G_inv_half @ Vh[:r].T
+    return A, B, sigma
+
+
+def svd_factors(W: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Plain truncated SVD of ``W`` (SVDQuant's branch, Li et al. 2024, arXiv 2411.05007).
+
+    Returns ``(A (K, r), B (M, r), sigma)`` float64 with ``L = B Aᵀ`` the best rank-r
+    approximation of ``W`` in Frobenius norm; ``sigma`` all singular values of W.
+    """
+    if rank < 0:
+        raise ValueError(f"svd_factors: rank must be >= 0, got {rank}")
+    U, sigma, Vh = torch.linalg.svd(W.detach().to(torch.float64), full_matrices=False)
+    r = min(rank, sigma.numel())
+    return Vh[:r].T.contiguous(), U[:, :r] * sigma[:r], sigma
+
+
+def energy_kept(sigma: torch.Tensor, rank: int) -> float:
+    """Fraction ``Σ_{i<r} σ_i² / Σ_i σ_i²`` of the objective the branch removes (1.0 if all zero)."""
+    energy = sigma.to(torch.float64).pow(2)
+    total = float(energy.sum())
+    return float(energy[:rank].sum()) / total if total > 0 else 1.0
+
+
+def adaptive_rank(sigma: torch.Tensor, tau: float, multiple: int = RANK_MULTIPLE) -> int:
+    """Smallest r whose tail energy ``Σ_{i>=r} σ_i² / Σ σ_i²`` is at most ``tau``, rounded up to
+    a multiple of ``multiple`` and capped at ``len(sigma)`` (ALGORITHMS.md section 4, step 4).
+
+    Args:
+        sigma: (n,) singular values, descending.
+        tau: largest tail energy fraction dropped, in (0, 1).
+    """
+    if not 0 < tau < 1:
+        raise ValueError(f"adaptive_rank: tau must be in (0, 1), got {tau}")
+    energy = sigma.to(torch.float64).pow(2)
+    total = float(energy.sum())
+    n = energy.numel()
+    if total <= 0:
+        return 0
+    # tail[r] = energy of components r..n-1; tail[n] = 0.
+    tail = torch.cat([energy.flip(0).cumsum(0).flip(0), energy.new_zeros(1)]) / total
+    r = int(torch.nonzero(tail <= tau)[0])
+    return min(n, math.ceil(r / multiple) * multiple)
+
+
+def weight_error_ratio(W: torch.Tensor, W_quantized: torch.Tensor) -> float:
+    """``ε_w = ‖W - Q_w(W)‖² / ‖W‖²`` (both (M, K))."""
+    W64 = W.detach().to(torch.float64)
+    denom = float(W64.pow(2).sum())
+    if denom == 0:
+        return 0.0
+    return float((W64 - W_quantized.detach().to(torch.float64)).pow(2).sum()) / denom
+
+
+def ridge_gamma(rho: float, eps_w: float, quantized_gram_mean: torch.Tensor) -> float:
+    """ARHQ's ridge ``γ = ρ · ε_w · tr(Ĥ_q) / K`` (ALGORITHMS.md section 4, step 2).
+
+    Args:
+        rho: ridge factor ρ (``Recipe.ridge``); 0 gives 0.
+        eps_w: relative weight-quantization error ``ε_w`` (``weight_error_ratio``).
+        quantized_gram_mean: ``Ĥ_q / N = Q_x(X)ᵀ Q_x(X) / N`` (K, K): normalized by the token
+            count like ``G``, so that ``γ I`` is on G's scale. ``γ I`` then models the weight
+            error term ``tr(Δ_w Ĥ_q Δ_wᵀ)`` as isotropic noise of relative size ``ε_w``.
+    """
+    if rho < 0:
+        raise ValueError(f"ridge_gamma: rho must be >= 0, got {rho}")
+    if rho == 0:
+        return 0.0
+    K = quantized_gram_mean.shape[0]
+    return float(rho * eps_w * torch.diagonal(quantized_gram_mean).sum().item() / K)
+
+
+def residual_objective(W: torch.Tensor, L: torch.Tensor, G: torch.Tensor) -> float:
+    """``tr((W - L) G (W - L)ᵀ)``: the activation-error energy the branch leaves (float64)."""
+    D = (W.to(torch.float64) - L.to(torch.float64))
+    return float(torch.einsum("mk,kj,mj->", D, G.to(torch.float64), D))
+
+
+def branch_overhead(m: int, k: int, rank: int) -> dict[str, float]:
+    """Parameter and FLOP overhead of a rank-r branch on an (M, K) layer, as percentages.
+
+    The branch ``(X A) Bᵀ`` holds ``r (M + K)`` parameters and costs ``2 r (M + K)`` FLOPs per
+    token against the layer's ``M K`` parameters and ``2 M K`` FLOPs, so both ratios are
+    ``r (M + K) / (M K)``.
+    """
+    ratio = 100.0 * rank * (m + k) / (m * k)
+    return {"params_pct": ratio, "flops_pct": ratio}

@@ -1,0 +1,76 @@
+"""Activation quantizer kernel == its torch reference, bit for bit (GPU, or Triton's interpreter)."""
+
+import os
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")  # CPU: run the kernels in Triton's interpreter
+pytest.importorskip("triton")
+
+from residq.kernels import act_quant  # noqa: E402
+from residq.kernels.interpreter import kernel_device  # noqa: E402
+from residq.nn.activation import quantize_activation as nn_quantize_activation  # noqa: E402
+from residq.formats import FormatSpec  # noqa: E402
+from residq.kernels.block_formats import dequantize_blocks  # noqa: E402
+
+DEVICE, SKIP = kernel_device()
+pytestmark = pytest.mark.skipif(DEVICE is None, reason=str(SKIP))
+
+
+def _activations(m, k, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(m, k, generator=gen) * torch.rand(m, 1, generator=gen) * 4
+    x[1, : k // 4] = 0.0  # all-zero blocks
+    x[:, -16:] *= 30.0  # outlier channels last
+    return x.to(torch.bfloat16).to(DEVICE)
+
+
+def _assert_same(out, ref):
+    assert sorted(out) == sorted(ref)
+    for key in ref:
+        if key == "lowrank_xa":
+            err = (out[key].float() - ref[key].float()).abs().max()
+            assert err <= 2.0**-6 * ref[key].float().abs().max(), key
+        else:
+            assert torch.equal(out[key], ref[key]), key
+
+
+@pytest.mark.parametrize("fmt", ["nvfp4", "mxfp4", "int4"])
+@pytest.mark.parametrize("m, k, s, perm", [(5, 256, 0, False), (19, 384, 128, True)])
+def test_matches_reference(fmt, m, k, s, perm):
+    x = _activations(m, k)
+    p = torch.randperm(k, generator=torch.Generator().manual_seed(1)).to(DEVICE) if perm else None
+    _assert_same(act_quant.launch(x, fmt, perm=p, s=s), act_quant.reference(x, fmt, perm=p, s=s))
+
+
+def test_static_scale_and_lowrank_xa():
+    x = _activations(17, 256)
+    g = torch.tensor(0.02, device=DEVICE)
+    a = (torch.randn(256, 24, generator=torch.Generator().manual_seed(2)) * 0.1).to(torch.bfloat16).to(DEVICE)
+    out = act_quant.launch(x, "nvfp4", global_scale=g, lowrank_a=a, s=32)
+    _assert_same(out, act_quant.reference(x, "nvfp4", global_scale=g, lowrank_a=a, s=32))
+    assert out["global_scale"].item() == pytest.approx(0.02)
+
+
+def test_arcquant_operand_equals_nn_reference():
+    """Dequantized [Q1 | Q2] equals residq.nn's reference activation quantizer (own g for Q2)."""
+    x = _activations(9, 256)
+    out = act_quant.launch(x, "nvfp4", s=64)
+    main = dequantize_blocks({"codes": out["codes"][:, :128], "scale": out["scale"][:, :256 // 16],
+                              "global_scale": out["global_scale"]}, "nvfp4")
+    residual = dequantize_blocks({"codes": out["codes"][:, 128:], "scale": out["scale"][:, 256 // 16:],
+                                  "global_scale": out["residual_global_scale"]}, "nvfp4")
+    expected = nn_quantize_activation(x.float().cpu(), FormatSpec(kind="nvfp4"), augmented=64)
+    assert torch.equal(torch.cat([main, residual], dim=1).cpu(), expected)
+
+
+def test_rejects_bad_arguments():
+    x = _activations(4, 256)
+    with pytest.raises(ValueError, match="multiple of 128"):
+        act_quant.launch(x[:, :200], "int4")
+    with pytest.raises(ValueError, match="s must be a multiple of 16"):
+        act_quant.launch(x, "nvfp4", s=8)
+    with pytest.raises(ValueError, match="perm must be"):
+        act_quant.launch(x, "nvfp4", perm=torch.arange(10, device=DEVICE))

@@ -1,0 +1,78 @@
+"""W4A4 emulated GEMM vs float32 emulation, incl. ARCQuant residual channels and ARHQ low rank."""
+
+import os
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")  # CPU: run the kernels in Triton's interpreter
+pytest.importorskip("triton")
+
+from residq.kernels import act_quant, w4a4  # noqa: E402
+from residq.kernels.block_formats import quantize_blocks  # noqa: E402
+from residq.kernels.interpreter import kernel_device  # noqa: E402
+
+DEVICE, SKIP = kernel_device()
+pytestmark = pytest.mark.skipif(DEVICE is None, reason=str(SKIP))
+CFG = dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=128, GROUP_M=4, num_warps=4, num_stages=2)
+
+
+def _operands(fmt, m, n, k, s=0, rank=0, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.randn(n, k, generator=gen) * 0.05
+    x = torch.randn(m, k, generator=gen)
+    x[:, -32:] *= 25.0
+    x = x.to(torch.bfloat16).to(DEVICE)
+    a = (torch.randn(k, rank, generator=gen) * 0.1).to(torch.bfloat16).to(DEVICE) if rank else None
+    b = (torch.randn(n, rank, generator=gen) * 0.1).to(torch.bfloat16).to(DEVICE) if rank else None
+    wq = w4a4.augment_weight({key: v.to(DEVICE) for key, v in quantize_blocks(w, fmt).items()}, fmt, s)
+    xq = act_quant.launch(x, fmt, s=s, lowrank_a=a)
+    return x, xq, wq, b
+
+
+@pytest.mark.parametrize("fmt", ["nvfp4", "mxfp4", "int4"])
+@pytest.mark.parametrize("m, n, k, s, rank", [(5, 40, 256, 0, 0), (70, 72, 384, 128, 0),
+                                               (19, 24, 256, 128, 20)])
+def test_matches_float32_emulation(fmt, m, n, k, s, rank):
+    _, xq, wq, b = _operands(fmt, m, n, k, s, rank)
+    xa = xq.get("lowrank_xa")
+    out = w4a4.launch(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, out_dtype=torch.float32, config=CFG)
+    ref = w4a4.reference(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, out_dtype=torch.float32)
+    assert out.shape == (m, n)
+    assert float((out - ref).norm() / ref.norm()) < 1e-5
+
+
+def test_arcquant_residual_reduces_error():
+    """The residual channels compensate the activation error of the outlier channels."""
+    gen = torch.Generator().manual_seed(5)
+    w = torch.randn(64, 256, generator=gen) * 0.05
+    x = torch.randn(32, 256, generator=gen)
+    x[:, -64:] *= 25.0
+    x = x.to(torch.bfloat16).to(DEVICE)
+    exact = x.float() @ w.to(DEVICE).T
+    errors = []
+    for s in (0, 128):
+        wq = w4a4.augment_weight({key: v.to(DEVICE) for key, v in quantize_blocks(w, "nvfp4").items()},
+                                 "nvfp4", s)
+        out = w4a4.launch(act_quant.launch(x, "nvfp4", s=s), wq, "nvfp4", s=s,
+                          out_dtype=torch.float32, config=CFG)
+        errors.append(float((out - exact).norm() / exact.norm()))
+    assert errors[1] < 0.8 * errors[0], errors
+
+
+def test_augment_weight_repeats_last_columns():
+    packed = quantize_blocks(torch.randn(8, 64), "nvfp4")
+    aug = w4a4.augment_weight(packed, "nvfp4", 32)
+    assert torch.equal(aug["codes"][:, 32:], packed["codes"][:, 16:])
+    assert torch.equal(aug["scale"][:, 4:], packed["scale"][:, 2:])
+    with pytest.raises(ValueError, match="multiple of 16"):
+        w4a4.augment_weight(packed, "nvfp4", 8)
+
+
+def test_rejects_mismatched_operands():
+    _, xq, wq, _ = _operands("nvfp4", 4, 16, 256)
+    with pytest.raises(ValueError, match="columns"):
+        w4a4.launch(xq, {k: v[:, :64] if v.dim() == 2 else v for k, v in wq.items()}, "nvfp4")
+    with pytest.raises(KeyError, match="residual_global_scale"):
+        w4a4.launch(xq, wq, "nvfp4", s=16)
