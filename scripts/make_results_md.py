@@ -1,0 +1,108 @@
+"""Render docs/RESULTS.md from the measured rows in docs/results/*.jsonl.
+
+Each section below names the JSONL file its rows come from and the command that produced it
+(scripts/run_recipes.py writes one row per run). Re-run this script after any of them changes:
+
+    python scripts/make_results_md.py
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results"
+
+SECTIONS = [
+    ("Spine (issue 2): W4A16 RTN/GPTQ, W4A4 RTN, W8A8 at seqlen 2048, full WikiText-2 test",
+     "spine-2048.jsonl"),
+    ("Bars at seqlen 512 (32 calibration windows, first 40 evaluation windows)", "bar-512.jsonl"),
+    ("Low-rank family (issue 3) at seqlen 2048, full WikiText-2 test", "lowrank-2048.jsonl"),
+    ("Channel family (issue 4) at seqlen 2048, full WikiText-2 test", "channel-2048.jsonl"),
+]
+
+
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def branch_overhead(row: dict) -> str:
+    """% extra parameters of low-rank branches over the quantized linears' weights."""
+    layers = row.get("layers", [])
+    extra = sum(l.get("rank", 0) * (l.get("in_features", 0) + l.get("out_features", 0)) for l in layers)
+    base = sum(l.get("in_features", 0) * l.get("out_features", 0) for l in layers)
+    if not extra or not base:
+        return ""
+    return f"{100 * extra / base:.2f}%"
+
+
+def augmented_summary(row: dict) -> str:
+    values = [l["augmented"] for l in row.get("layers", []) if "augmented" in l]
+    if not values or not any(values):
+        return ""
+    return f"{min(values)}/{statistics.mean(values):.0f}/{max(values)}"
+
+
+def fmt(value, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def section_table(rows: list[dict]) -> str:
+    datasets = sorted({d for r in rows for d in r["ppl"]})
+    fp = next((r for r in rows if r["label"] == "fp"), None)
+    head = ["recipe", "w bits", "a bits", "size MB"] + [f"{d} ppl" for d in datasets]
+    head += ["x FP", "layer SNR dB", "branch params", "s min/mean/max", "quant s", "device", "date"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        main = datasets[0] if datasets else None
+        ratio = r["ppl"][main] / fp["ppl"][main] if fp and main in r["ppl"] and main in fp["ppl"] else None
+        cells = [r["label"], fmt(r.get("weight_bits", 32.0), ".2f"), fmt(r.get("act_bits"), ".2f"),
+                 f"{r['size_bytes'] / 1e6:.1f}"]
+        cells += [fmt(r["ppl"].get(d), ".3f") for d in datasets]
+        cells += [fmt(ratio, ".3f"), fmt(r.get("mean_layer_snr_db"), ".2f"), branch_overhead(r),
+                  augmented_summary(r), fmt(r.get("quant_seconds"), ".1f"), r.get("device", ""), r.get("date", "")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def settings_line(rows: list[dict], name: str) -> str:
+    r = rows[0]
+    labels = ",".join(x["label"] for x in rows)
+    windows = "all" if r["max_windows"] is None else r["max_windows"]
+    return (f"Model `{r['model']}`; calibration {r['calib_samples']} x {r['seqlen']} tokens of {r['calib']} "
+            f"(validation); evaluation windows of {r['seqlen']}: {windows}. Command: "
+            f"`python scripts/run_recipes.py --recipes {labels} --seqlen {r['seqlen']} "
+            f"--calib-samples {r['calib_samples']}"
+            + (f" --max-windows {r['max_windows']}" if r["max_windows"] else "")
+            + f" --out docs/results/{name}`")
+
+
+def main() -> int:
+    parts = ["# Results", "",
+             "Every number here is a measured row in `docs/results/*.jsonl`, rendered by "
+             "`python scripts/make_results_md.py`. The FP row is SmolLM2-135M-Instruct dequantized "
+             "from its Q4_1 GGUF to float32. `w bits` counts every stored byte of the quantized linears "
+             "(codes, scales, low-rank branches); `a bits` is the activation format's bits per element "
+             "including scales (ARCQuant: times (K+s)/K); `layer SNR` is the mean over linears of the "
+             "output SNR on held-out calibration windows; `s` is ARCQuant's augmented channel count.", ""]
+    for title, name in SECTIONS:
+        path = RESULTS / name
+        if not path.exists():
+            continue
+        rows = read_rows(path)
+        parts += [f"## {title}", "", settings_line(rows, name), "", section_table(rows), ""]
+    extra = RESULTS / "EXTRA.md"
+    if extra.exists():
+        parts += [extra.read_text()]
+    out = ROOT / "docs" / "RESULTS.md"
+    tmp = out.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(parts))
+    tmp.replace(out)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
