@@ -60,6 +60,13 @@ def quantize(
     arch = architecture_of(model)
     start = time.perf_counter()
     apply_model_transforms(model, arch, recipe)
+    if recipe.rank_budget is not None and not recipe.rank_plan:
+        from dataclasses import replace
+
+        from residq.models.planning import plan_ranks
+
+        plan = plan_ranks(model, arch, recipe, calibration, resolve_device(device), batch_size)
+        recipe = replace(recipe, rank_plan=plan)
     records = quantize_model_sequential(model, arch, recipe, calibration, resolve_device(device),
                                         batch_size=batch_size, progress=progress, holdout_ids=holdout)
     model.residq_recipe = recipe

@@ -105,7 +105,7 @@ class _ScaleTable:
 
     def __init__(self, W: torch.Tensor, spec: FormatSpec, global_scale, group: int, grouped: bool):
         self.spec, self.global_scale, self.group, self.grouped = spec, global_scale, group, grouped
-        M, K = W.shape
+        K = W.shape[1]
         self.k = K
         self.n_groups = -(-K // group) if grouped else 1
         self.scale: torch.Tensor | None = None

@@ -5,9 +5,9 @@ import torch
 from conftest import FAMILIES, tiny_model
 
 from residq.api import quantize
+from residq.methods.stats import CalibrationDataError
 from residq.models.arch import UnsupportedArchitectureError, architecture_of, block_linears, decoder_layers
 from residq.models.sequential import NonFiniteWeightError
-from residq.methods.stats import CalibrationDataError
 from residq.nn.quant_linear import QuantLinear
 from residq.presets import PRESETS
 
