@@ -27,6 +27,7 @@ possible the number is a lower bound (0 when quantization stayed below an earlie
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import resource
 import sys
@@ -37,6 +38,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from typing_extensions import Self
 
 from residq.api import quantize, resolve_device, weight_bits
 from residq.models.arch import architecture_of, decoder_layers, get_submodule
@@ -115,7 +117,8 @@ def check_plot_layer(model: nn.Module, name: str) -> None:
     except AttributeError as err:
         raise ValueError(f"--plot-layer {name!r}: {err}") from err
     if not isinstance(module, (nn.Linear, QuantLinear)):
-        raise ValueError(f"--plot-layer {name!r} is a {type(module).__name__}, expected a linear layer")
+        # a bad flag value: ValueError, which the CLI reports as a usage error
+        raise ValueError(f"--plot-layer {name!r} is a {type(module).__name__}, expected a linear layer")  # noqa: TRY004
 
 
 def _current_rss_bytes() -> int:
@@ -145,7 +148,7 @@ class PeakMemory:
         self.bytes = 0
         self._start = 0
 
-    def __enter__(self) -> PeakMemory:
+    def __enter__(self) -> Self:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -295,16 +298,20 @@ def _log(settings: CompareSettings, text: str) -> None:
 
 
 def run_comparison(settings: CompareSettings) -> Comparison:
-    """Measure the float model and every recipe of ``settings`` (module docstring)."""
+    """Measure the float model and every recipe of ``settings`` (module docstring); the result's
+    ``settings`` has ``plot_layer`` resolved."""
     if not settings.recipes:
         raise ValueError("--recipes needs at least one recipe name")
+    duplicates = sorted({label for label in settings.recipes if settings.recipes.count(label) > 1})
+    if duplicates:
+        raise ValueError(f"--recipes lists {duplicates} more than once; each recipe is a row of the report")
     recipes = {label: parse_recipe_label(label, settings.overrides) for label in settings.recipes}
     start = time.perf_counter()
-    comparison = Comparison(settings)
     float_model, tokenizer, _ = load_any_model(settings.model)
     plot_layer = settings.plot_layer or default_plot_layer(float_model)
     check_plot_layer(float_model, plot_layer)
-    settings.plot_layer = plot_layer
+    settings = dataclasses.replace(settings, plot_layer=plot_layer)
+    comparison = Comparison(settings)
     windows = _shared_windows(tokenizer, settings)
     labels: list[tuple[str, Recipe | None]] = [(FP_LABEL, None), *recipes.items()]
     for index, (label, recipe) in enumerate(labels, 1):
