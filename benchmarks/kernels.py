@@ -20,7 +20,6 @@ import argparse
 import datetime
 import json
 import math
-import os
 import statistics
 import subprocess
 import sys
@@ -30,8 +29,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from residq.kernels import act_quant, w4a4, w4a16, w8a8  # noqa: E402
-from residq.kernels.block_formats import quantize_blocks  # noqa: E402
+from residq.kernels import act_quant, w4a4, w4a16, w8a8
+from residq.kernels.block_formats import block_size, quantize_blocks
 
 SHAPES = [(4096, 4096), (14336, 4096), (4096, 14336), (6144, 4096)]  # (N, K)
 MS = [1, 16, 128, 2048]
@@ -113,28 +112,33 @@ class Bench:
 
     def add(self, kernel, fmt, m, n, k, ms, moved_bytes, **extra):
         base = self.bf16.get((m, n, k))
-        row = dict(kernel=kernel, format=fmt, M=m, N=n, K=k, ms=round(ms, 5),
-                   ratio_vs_bf16=round(base / ms, 3) if base else None,
-                   tflops=round(2 * m * n * k / ms / 1e9, 2), gbps=round(moved_bytes / ms / 1e6, 1))
+        row = {"kernel": kernel, "format": fmt, "M": m, "N": n, "K": k, "ms": round(ms, 5),
+               "ratio_vs_bf16": round(base / ms, 3) if base else None,
+               "tflops": round(2 * m * n * k / ms / 1e9, 2), "gbps": round(moved_bytes / ms / 1e6, 1)}
         row.update(extra)
         self.rows.append(row)
         return row
+
+    def sweep(self, **record) -> None:
+        """Keep every timed configuration (the JSON's ``sweeps``)."""
+        self.sweeps.append(record)
 
     # ------------------------------------------------------------------ baselines
     def copy_bandwidth(self) -> float:
         src = torch.empty(2**30 // 2, dtype=torch.bfloat16, device="cuda").normal_()
         dst = torch.empty_like(src)
-        ms = time_ms(lambda i: (lambda: dst.copy_(src)), 1)
+        ms = time_ms(lambda i: lambda: dst.copy_(src), 1)
         gbps = 2 * nbytes(src) / ms / 1e6
-        self.rows.append(dict(kernel="copy", format="bf16", M=None, N=None, K=None, ms=round(ms, 4),
-                              ratio_vs_bf16=None, tflops=None, gbps=round(gbps, 1)))
+        self.rows.append({"kernel": "copy", "format": "bf16", "M": None, "N": None, "K": None,
+                          "ms": round(ms, 4), "ratio_vs_bf16": None, "tflops": None,
+                          "gbps": round(gbps, 1)})
         return gbps
 
     def baseline(self, m, n, k) -> float:
         sets = sets_for(2 * n * k)
         ws = [self.randn(n, k) for _ in range(sets)]
         x = self.randn(m, k)
-        ms = time_ms(lambda i: (lambda: torch.matmul(x, ws[i].T)), sets)
+        ms = time_ms(lambda i: lambda: torch.matmul(x, ws[i].T), sets)
         self.bf16[(m, n, k)] = ms
         self.add("bf16-cublas", "bf16", m, n, k, ms, 2 * (n * k + m * k + m * n))
         return ms
@@ -143,16 +147,13 @@ class Bench:
     def w4a16_configs(self, m: int, fmt: str) -> list[dict]:
         bk = 128 if fmt == "int4" else 256
         if m <= 16:
-            cfgs = [dict(BLOCK_N=64, BLOCK_M=16, BLOCK_K=bk, num_warps=4, num_stages=4),
-                    dict(BLOCK_N=128, BLOCK_M=16, BLOCK_K=bk, num_warps=4, num_stages=3),
-                    dict(BLOCK_N=64, BLOCK_M=16, BLOCK_K=128 if fmt == "int4" else 512,
-                         num_warps=4, num_stages=3)]
+            tiles = [(64, 16, 128, 4, 3), (64, 16, 128, 4, 5), (64, 16, bk, 4, 3)]
         elif m <= 128:
-            cfgs = [dict(BLOCK_N=64, BLOCK_M=128, BLOCK_K=128, num_warps=4, num_stages=3),
-                    dict(BLOCK_N=128, BLOCK_M=64, BLOCK_K=128, num_warps=4, num_stages=4)]
+            tiles = [(64, 128, 128, 4, 3), (128, 128, 128, 8, 3)]
         else:
-            cfgs = [dict(BLOCK_N=128, BLOCK_M=128, BLOCK_K=128, num_warps=8, num_stages=3),
-                    dict(BLOCK_N=128, BLOCK_M=256, BLOCK_K=128, num_warps=8, num_stages=3)]
+            tiles = [(128, 128, 128, 8, 3), (128, 128, 128 if fmt == "int4" else 64, 8, 4)]
+        keys = ("BLOCK_N", "BLOCK_M", "BLOCK_K", "num_warps", "num_stages")
+        cfgs = [dict(zip(keys, t)) for t in dict.fromkeys(tiles)]
         return cfgs if self.args.sweep else cfgs[:1]
 
     def run_w4a16(self, fmt, m, n, k):
@@ -167,7 +168,7 @@ class Bench:
             splits = [None]
             if self.args.sweep and m <= 16:
                 auto = w4a16.split_k_for(m, n, k, cfg)
-                splits = sorted({1, auto, max(1, auto // 2), auto * 2})
+                splits = sorted({auto, max(1, auto // 2), auto * 2})
             for split in splits:
                 full = dict(cfg, SPLIT_K=split) if split else dict(cfg)
                 name = f"w4a16 {fmt} M={m} N={n} K={k} {full}"
@@ -178,8 +179,8 @@ class Bench:
                     continue
                 if not self.check(name, out, ref, 2e-3):
                     continue
-                ms = time_ms(lambda i, full=full: (lambda: w4a16.launch(x, packs[i], fmt, config=full)), sets)
-                self.sweeps.append(dict(kernel="w4a16", format=fmt, M=m, N=n, K=k, config=full, ms=ms))
+                ms = time_ms(lambda i, full=full: lambda: w4a16.launch(x, packs[i], fmt, config=full), sets)
+                self.sweep(kernel="w4a16", format=fmt, M=m, N=n, K=k, config=full, ms=ms)
                 if best is None or ms < best[0]:
                     best = (ms, full)
         if best:
@@ -189,18 +190,17 @@ class Bench:
     # ------------------------------------------------------------------ W4A4
     def w4a4_configs(self, m: int) -> list[dict]:
         if m <= 128:
-            cfgs = [dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=128, GROUP_M=8, num_warps=4, num_stages=4),
-                    dict(BLOCK_M=64, BLOCK_N=128, BLOCK_K=128, GROUP_M=8, num_warps=4, num_stages=3)]
-        else:
-            cfgs = [dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=128, GROUP_M=8, num_warps=8, num_stages=3),
-                    dict(BLOCK_M=128, BLOCK_N=256, BLOCK_K=128, GROUP_M=8, num_warps=8, num_stages=3),
-                    dict(BLOCK_M=256, BLOCK_N=128, BLOCK_K=128, GROUP_M=8, num_warps=8, num_stages=3)]
+            tiles = [(64, 64, 128, 4, 4, None), (64, 128, 128, 4, 3, None)]
+        else:  # 128 registers: two 8-warp programs per SM (no spills at K step 64)
+            tiles = [(128, 128, 64, 8, 4, 128), (128, 128, 64, 8, 3, 128), (128, 128, 128, 8, 3, None)]
+        keys = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "num_warps", "num_stages", "maxnreg")
+        cfgs = [dict(zip(keys, t), GROUP_M=8) for t in tiles]
         return cfgs if self.args.sweep else cfgs[:1]
 
     def run_w4a4(self, fmt, m, n, k, s=0, rank=0, cfg_choice=None):
         w = self.randn(n, k, scale=0.02)
         x = self.randn(m, k)
-        x[:, k - max(s, 16):] *= 20  # outlier channels last, as after ARCQuant's reorder
+        x[:, k - max(s, 16) :] *= 20  # outlier channels last, as after ARCQuant's reorder
         a = self.randn(k, rank, scale=0.05) if rank else None
         b = self.randn(n, rank, scale=0.05) if rank else None
         wq0 = w4a4.augment_weight(quantize_blocks(w, fmt), fmt, s)
@@ -210,7 +210,7 @@ class Bench:
         xa = xq.get("lowrank_xa")
         ref = w4a4.reference(xq, wq0, fmt, s=s, lowrank_xa=xa, lowrank_b=b)
         best = None
-        for cfg in ([cfg_choice] if cfg_choice else self.w4a4_configs(m)):
+        for cfg in [cfg_choice] if cfg_choice else self.w4a4_configs(m):
             name = f"w4a4 {fmt} M={m} N={n} K={k} s={s} r={rank} {cfg}"
             try:
                 out = w4a4.launch(xq, wq0, fmt, s=s, lowrank_xa=xa, lowrank_b=b, config=cfg)
@@ -219,10 +219,9 @@ class Bench:
                 continue
             if not self.check(name, out, ref, 2e-3):
                 continue
-            ms = time_ms(lambda i, cfg=cfg: (lambda: w4a4.launch(xq, wqs[i], fmt, s=s, lowrank_xa=xa,
-                                                                 lowrank_b=b, config=cfg)), sets)
-            self.sweeps.append(dict(kernel="w4a4", format=fmt, M=m, N=n, K=k, s=s, rank=rank,
-                                    config=cfg, ms=ms))
+            ms = time_ms(lambda i, cfg=cfg: lambda: w4a4.launch(
+                xq, wqs[i], fmt, s=s, lowrank_xa=xa, lowrank_b=b, config=cfg), sets)
+            self.sweep(kernel="w4a4", format=fmt, M=m, N=n, K=k, s=s, rank=rank, config=cfg, ms=ms)
             if best is None or ms < best[0]:
                 best = (ms, cfg)
         if best is None:
@@ -230,7 +229,7 @@ class Bench:
         moved = nbytes(wq0) + nbytes(xq) + 2 * m * n
         self.add("w4a4", fmt, m, n, k, best[0], moved, s=s, rank=rank, variant="gemm", config=best[1])
         # the whole linear: activation quantization (dynamic scale, residual, X A) + GEMM
-        lin = time_ms(lambda i: (lambda: self._w4a4_linear(x, wqs[i], fmt, s, a, b, best[1])), sets)
+        lin = time_ms(lambda i: lambda: self._w4a4_linear(x, wqs[i], fmt, s, a, b, best[1]), sets)
         self.add("w4a4", fmt, m, n, k, lin, moved + 2 * m * k, s=s, rank=rank, variant="linear",
                  config=best[1])
         return best[1]
@@ -249,7 +248,7 @@ class Bench:
         wcs = [wc0] + [wc0.clone() for _ in range(sets - 1)]
         ref = w8a8.reference(x, wc0, ws0, kind)
         xc, xs = w8a8.quantize_rows(x, kind)
-        for fast in ([False, True] if kind == "fp8" else [False]):
+        for fast in [False, True] if kind == "fp8" else [False]:
             name = f"w8a8 {kind} M={m} N={n} K={k} fast={fast}"
             try:
                 out = w8a8.launch(x, wc0, ws0, kind, fast)
@@ -258,13 +257,12 @@ class Bench:
                 continue
             if not self.check(name, out, ref, 1e-2):
                 continue
-            gemm = time_ms(lambda i: (lambda: w8a8.scaled_mm(xc, xs, wcs[i], ws0, kind, torch.bfloat16,
-                                                             fast)), sets)
+            gemm = time_ms(lambda i, fast=fast: lambda: w8a8.scaled_mm(
+                xc, xs, wcs[i], ws0, kind, torch.bfloat16, fast), sets)
             moved = nbytes(wc0, ws0, xc, xs) + 2 * m * n
             self.add(f"w8a8-{kind}", kind, m, n, k, gemm, moved, variant="gemm", fast_accum=fast)
-            lin = time_ms(lambda i: (lambda: w8a8.launch(x, wcs[i], ws0, kind, fast)), sets)
-            self.add(f"w8a8-{kind}", kind, m, n, k, lin, moved + 2 * m * k, variant="linear",
-                     fast_accum=fast)
+            lin = time_ms(lambda i, fast=fast: lambda: w8a8.launch(x, wcs[i], ws0, kind, fast), sets)
+            self.add(f"w8a8-{kind}", kind, m, n, k, lin, moved + 2 * m * k, variant="linear", fast_accum=fast)
 
     # ------------------------------------------------------------------ activation quantizer
     def run_act_quant(self, fmt, m, k, copy_gbps, s=0, rank=0, static=False, perm=False):
@@ -273,29 +271,47 @@ class Bench:
         p = torch.randperm(k, device="cuda") if perm else None
         g = torch.tensor(0.01, device="cuda") if static else None
         a = self.randn(k, rank, scale=0.05) if rank else None
-        out = act_quant.launch(xs[0], fmt, perm=p, s=s, global_scale=g, lowrank_a=a)
-        ref = act_quant.reference(xs[0], fmt, perm=p, s=s, global_scale=g, lowrank_a=a)
+        plain = not (s or rank or perm)
+        tiles = [{"block_rows": 16, "chunk_cols": 256, "num_warps": 4}]
+        if self.args.sweep and plain and m >= 1024:
+            tiles += [{"block_rows": 32, "chunk_cols": 256, "num_warps": 4},
+                      {"block_rows": 16, "chunk_cols": 512, "num_warps": 4},
+                      {"block_rows": 32, "chunk_cols": 512, "num_warps": 8}]
+        cpu = {key: None if v is None else v.cpu() for key, v in {"p": p, "g": g, "a": a}.items()}
+        # the reference runs on the CPU: CUDA torch divides by Python floats through reciprocals
+        ref = act_quant.reference(xs[0].cpu(), fmt, perm=cpu["p"], s=s, global_scale=cpu["g"],
+                                  lowrank_a=cpu["a"])
         name = f"act-quant {fmt} M={m} K={k} s={s} r={rank} static={static} perm={perm}"
-        exact = all(torch.equal(out[key], ref[key]) for key in ref if key != "lowrank_xa")
-        if not exact:
-            self.failures.append(f"{name}: codes/scales differ from the reference")
-            print(f"  CHECK FAILED {name}", flush=True)
+        best = None
+        for tile in tiles:
+            launched = act_quant.launch(xs[0], fmt, perm=p, s=s, global_scale=g, lowrank_a=a, **tile)
+            out = {key: v.cpu() for key, v in launched.items()}
+            if not all(torch.equal(out[key], ref[key]) for key in ref if key != "lowrank_xa"):
+                self.failures.append(f"{name} {tile}: codes/scales differ from the reference")
+                print(f"  CHECK FAILED {name} {tile}", flush=True)
+                continue
+            if rank and not self.check(name + " xa", out["lowrank_xa"], ref["lowrank_xa"], 1e-2):
+                continue
+            ms = time_ms(lambda i, t=tile: lambda: act_quant.launch(
+                xs[i], fmt, perm=p, s=s, global_scale=g, lowrank_a=a, **t), sets)
+            self.sweep(kernel="act-quant", format=fmt, M=m, K=k, s=s, rank=rank, static=static,
+                       perm=perm, config=tile, ms=ms)
+            if best is None or ms < best[0]:
+                best = (ms, tile, out)
+        if best is None:
             return
-        if rank and not self.check(name + " xa", out["lowrank_xa"], ref["lowrank_xa"], 1e-2):
-            return
-        ms = time_ms(lambda i: (lambda: act_quant.launch(xs[i], fmt, perm=p, s=s, global_scale=g,
-                                                         lowrank_a=a)), sets)
-        moved = nbytes(xs[0]) + nbytes(out)
+        ms, tile, out = best
+        moved = nbytes(xs[0]) + sum(nbytes(v) for key, v in out.items() if key != "lowrank_xa")
         row = self.add("act-quant", fmt, m, k, k, ms, moved, s=s, rank=rank, static_scale=static,
-                       perm=perm)
+                       perm=perm, config=tile)
         row["ratio_vs_bf16"] = None
         row["tflops"] = None
         row["frac_of_copy_bw"] = round(row["gbps"] / copy_gbps, 3)
 
 
-def arc_s(k: int) -> int:
-    """ARCQuant residual channels: 8% of K rounded up to a multiple of 16."""
-    return 16 * math.ceil(ARC_FRACTION * k / 16)
+def arc_s(k: int, block: int = 16) -> int:
+    """ARCQuant residual channels: 8% of K rounded up to a multiple of the format's block."""
+    return block * math.ceil(ARC_FRACTION * k / block)
 
 
 def work_units(args, shapes, ms):
@@ -314,14 +330,16 @@ def work_units(args, shapes, ms):
     if "w4a4" in args.only:
         for n, k in shapes:
             for m in [m for m in ms if m >= 128]:
+
                 def w4a4_unit(b, m=m, n=n, k=k):
                     cfg = b.run_w4a4("nvfp4", m, n, k)
                     if cfg:
                         b.run_w4a4("nvfp4", m, n, k, s=arc_s(k), cfg_choice=cfg)
                         b.run_w4a4("nvfp4", m, n, k, rank=LOWRANK_RANK, cfg_choice=cfg)
                         if m == max(ms):
-                            for fmt in ("mxfp4", "int4"):
-                                b.run_w4a4(fmt, m, n, k, cfg_choice=cfg)
+                            b.run_w4a4("mxfp4", m, n, k, cfg_choice=cfg)
+                            b.run_w4a4("int4", m, n, k, cfg_choice=w4a4.default_config(m, n, "int4"))
+
                 units.append((f"w4a4 {m} {n} {k}", w4a4_unit))
     if "w8a8" in args.only:
         for kind in ("fp8", "int8"):
@@ -332,12 +350,14 @@ def work_units(args, shapes, ms):
         for fmt in FORMATS:
             for k in sorted({k for _, k in shapes}):
                 for m in ms:
-                    units.append((f"act {fmt}", lambda b, f=fmt, m=m, k=k: b.run_act_quant(f, m, k, copy_gbps["v"])))
+                    units.append((f"act {fmt}", lambda b, f=fmt, m=m, k=k: b.run_act_quant(
+                        f, m, k, copy_gbps["v"])))
                 m = max(ms)
-                for extra in (dict(static=True), dict(s=arc_s(k)), dict(perm=True),
-                              dict(rank=LOWRANK_RANK)):
-                    units.append((f"act {fmt} {extra}",
-                                  lambda b, f=fmt, m=m, k=k, e=extra: b.run_act_quant(f, m, k, copy_gbps["v"], **e)))
+                extras = ({"static": True}, {"s": arc_s(k, block_size(fmt))}, {"perm": True},
+                          {"rank": LOWRANK_RANK})
+                for extra in extras:
+                    units.append((f"act {fmt} {extra}", lambda b, f=fmt, m=m, k=k, e=extra: b.run_act_quant(
+                        f, m, k, copy_gbps["v"], **e)))
     return units
 
 
@@ -351,16 +371,21 @@ def warm_up_in_parallel(args) -> None:
 
 
 def print_table(rows) -> None:
-    print(f"{'kernel':<12}{'fmt':<7}{'variant':<8}{'s':>5}{'r':>4}{'M':>6}{'N':>7}{'K':>7}"
-          f"{'ms':>10}{'x bf16':>8}{'TFLOP/s':>9}{'GB/s':>8}")
+    print(
+        f"{'kernel':<12}{'fmt':<7}{'variant':<8}{'s':>5}{'r':>4}{'M':>6}{'N':>7}{'K':>7}"
+        f"{'ms':>10}{'x bf16':>8}{'TFLOP/s':>9}{'GB/s':>8}"
+    )
     for r in rows:
         if r["kernel"] in ("bf16-cublas",):
             continue
         ratio = r.get("ratio_vs_bf16")
-        ratio = f"{ratio:.2f}" if ratio else (f"{r['frac_of_copy_bw']:.2f}c" if r.get("frac_of_copy_bw") else "-")
-        print(f"{r['kernel']:<12}{r['format']:<7}{r.get('variant', '') or '':<8}{r.get('s', 0) or 0:>5}"
-              f"{r.get('rank', 0) or 0:>4}{r['M'] or 0:>6}{r['N'] or 0:>7}{r['K'] or 0:>7}"
-              f"{r['ms']:>10.4f}{ratio:>8}{r['tflops'] or 0:>9.1f}{r['gbps']:>8.0f}")
+        copy_fraction = f"{r['frac_of_copy_bw']:.2f}c" if r.get("frac_of_copy_bw") else "-"
+        ratio = f"{ratio:.2f}" if ratio else copy_fraction
+        print(
+            f"{r['kernel']:<12}{r['format']:<7}{r.get('variant', '') or '':<8}{r.get('s', 0) or 0:>5}"
+            f"{r.get('rank', 0) or 0:>4}{r['M'] or 0:>6}{r['N'] or 0:>7}{r['K'] or 0:>7}"
+            f"{r['ms']:>10.4f}{ratio:>8}{r['tflops'] or 0:>9.1f}{r['gbps']:>8.0f}"
+        )
 
 
 def main() -> None:
@@ -395,18 +420,25 @@ def main() -> None:
         except Exception as exc:  # noqa: BLE001 - one broken case must not lose the others
             bench.failures.append(f"{name}: {type(exc).__name__}: {str(exc)[:300]}")
             print(f"  FAILED {name}: {type(exc).__name__}: {str(exc)[:300]}", flush=True)
+        if not args.warm:
+            write_json(bench, args.out)  # after every unit: a run cut short keeps what it measured
     if args.warm:
         return
-    result = dict(rows=bench.rows, device=torch.cuda.get_device_name(), date=datetime.date.today().isoformat(),
-                  torch=torch.__version__, triton=__import__("triton").__version__,
-                  method=f"CUDA graph of {REPS} calls, median of {TRIALS} replays, inputs rotated over "
-                         f">= {ROTATION_BYTES >> 20} MiB", sweeps=bench.sweeps, failures=bench.failures)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
     print_table(bench.rows)
     print(f"failures: {len(bench.failures)}")
     for failure in bench.failures[:20]:
         print("  ", failure)
+
+
+def write_json(bench, out: str) -> None:
+    method = (f"CUDA graph of {REPS} calls, median of {TRIALS} replays, inputs rotated over "
+              f">= {ROTATION_BYTES >> 20} MiB")
+    result = {"rows": bench.rows, "device": torch.cuda.get_device_name(),
+              "date": datetime.date.today().isoformat(), "torch": torch.__version__,
+              "triton": __import__("triton").__version__, "method": method,
+              "sweeps": bench.sweeps, "failures": bench.failures}
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 
 Files: ``fp4_codes`` / ``block_formats`` (torch reference arithmetic and packing),
 ``triton_codes`` / ``triton_tiles`` / ``triton_mma`` (device helpers), ``act_quant``,
-``w4a16``, ``w4a4``, ``w8a8`` (kernels), ``dispatch`` (the API below).
+``w4a16``, ``w4a4``, ``w8a8`` (kernels), ``dispatch`` (the API below), ``interpreter`` (running
+them on CPU through Triton's interpreter, for tests).
 """
 
 from residq.kernels.dispatch import (

@@ -23,8 +23,14 @@ import triton
 import triton.language as tl
 
 from residq.kernels.block_formats import block_size, check_k, dequantize_blocks, quantize_blocks
-from residq.kernels.triton_codes import e2m1_encode, e2m1_value, e4m3_round, mx_exponent_ceil
-from residq.kernels.triton_codes import power_of_two, rint
+from residq.kernels.triton_codes import (
+    e2m1_encode,
+    e2m1_value,
+    e4m3_round,
+    mx_exponent_ceil,
+    power_of_two,
+    rint,
+)
 from residq.kernels.triton_mma import mma
 
 FORMAT_IDS = {"nvfp4": 0, "mxfp4": 1, "int4": 2}
@@ -71,7 +77,28 @@ def _global_scale(partial_ptr, n_partials, MAX_P: tl.constexpr):
 
 
 @triton.jit
-def _quantize_blocks(x, g, FMT: tl.constexpr):
+def _divide(x, d, FAST_DIV: tl.constexpr):
+    """Correctly rounded ``x / d[:, :, None]`` (x ``[BM, NB, SB]``, per-block d ``[BM, NB]`` > 0).
+
+    FAST_DIV: Markstein's sequence (Handbook of Floating-Point Arithmetic, thm 4.11): with
+    ``y = RN(1/d)`` (one IEEE division per block), ``q = RN(x y)``, the exact remainder
+    ``r = x - q d`` (one FMA) and ``RN(q + r y)`` is the correctly rounded quotient. Blocks
+    with ``d < 2^-64`` are scaled by ``2^64`` first so ``1/d`` cannot overflow.
+    """
+    if FAST_DIV:
+        lift = tl.where(d < 2.0**-64, 2.0**64, 1.0)
+        d = d * lift
+        y = tl.math.div_rn(1.0, d)[:, :, None]
+        xs = x * lift[:, :, None]
+        q = xs * y
+        r = tl.fma(-q, d[:, :, None], xs)
+        return tl.fma(r, y, q)
+    else:
+        return tl.math.div_rn(x, d[:, :, None])
+
+
+@triton.jit
+def _quantize_blocks(x, g, FMT: tl.constexpr, FAST_DIV: tl.constexpr = False):
     """x float32 ``[BM, NB, SB]`` -> (int32 codes, stored scales ``[BM, NB]``, dequantized x)."""
     amax = tl.max(tl.abs(x), axis=2)
     if FMT == 0:
@@ -80,20 +107,21 @@ def _quantize_blocks(x, g, FMT: tl.constexpr):
         bits, scale = e4m3_round(wanted)
         bits = tl.where(amax > 0, bits, 56)
         scale = tl.where(amax > 0, scale, 1.0)
-        codes = e2m1_encode(tl.math.div_rn(x, (scale * g)[:, :, None]))
+        codes = e2m1_encode(_divide(x, scale * g, FAST_DIV))
         values = (e2m1_value(codes) * scale[:, :, None]) * g
         stored = bits.to(tl.uint8)
     elif FMT == 1:
         exponent = mx_exponent_ceil(amax)
         step = power_of_two(exponent)
-        codes = e2m1_encode(tl.math.div_rn(x, step[:, :, None]))
+        # x / 2^e == x * 2^-e exactly (a power of two; both round the same real once)
+        codes = e2m1_encode(x * power_of_two(-exponent)[:, :, None])
         values = e2m1_value(codes) * step[:, :, None]
         stored = (exponent + 127).to(tl.uint8)
     else:
         raw = tl.where(amax > 0, tl.math.div_rn(amax, 7.0), 1.0)
         step16 = tl.minimum(tl.maximum(raw, 2.0**-24), 65504.0).to(tl.float16)
         step = step16.to(tl.float32)
-        q = rint(tl.math.div_rn(x, step[:, :, None]))
+        q = rint(_divide(x, step, FAST_DIV))
         q = tl.minimum(tl.maximum(q, -8.0), 7.0)
         codes = q.to(tl.int32) + 8
         values = q * step[:, :, None]
@@ -103,12 +131,12 @@ def _quantize_blocks(x, g, FMT: tl.constexpr):
 
 @triton.jit
 def _load_block_tile(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm,
-                     SB: tl.constexpr, HAS_PERM: tl.constexpr):
+                     SB: tl.constexpr, HAS_PERM: tl.constexpr, HAS_RESIDUAL: tl.constexpr = True):
     """float32 ``[BM, NB, SB]`` of the source columns of output blocks ``blocks`` (col >= K maps
     to the residual's source col - S), and the output columns ``[NB, SB]``."""
     cols = blocks[:, None] * SB + tl.arange(0, SB)[None, :]
     valid = cols < K + S
-    src = tl.where(cols < K, cols, cols - S)
+    src = tl.where(cols < K, cols, cols - S) if HAS_RESIDUAL else cols
     if HAS_PERM:
         src = tl.load(perm_ptr + src, mask=valid, other=0)
     mask = (rows < M)[:, None, None] & valid[None, :, :]
@@ -136,7 +164,8 @@ def _amax_partials_kernel(x_ptr, partial_ptr, M, K, stride_xm, n_programs,
 @triton.jit(do_not_specialize=["n_partials", "M", "S"])
 def _residual_amax_kernel(x_ptr, perm_ptr, partial_ptr, n_partials, static_g_ptr, out_partial_ptr,
                           M, K, S, stride_xm, DYNAMIC: tl.constexpr, HAS_PERM: tl.constexpr,
-                          BLOCK_M: tl.constexpr, NB: tl.constexpr, MAX_P: tl.constexpr):
+                          BLOCK_M: tl.constexpr, NB: tl.constexpr, MAX_P: tl.constexpr,
+                          FAST_DIV: tl.constexpr):
     """out_partial[p] = max |R| of NVFP4 stage 1 over row tile p and the last S columns."""
     pid = tl.program_id(0)
     g = _global_scale(partial_ptr, n_partials, MAX_P) if DYNAMIC else tl.load(static_g_ptr)
@@ -144,8 +173,8 @@ def _residual_amax_kernel(x_ptr, perm_ptr, partial_ptr, n_partials, static_g_ptr
     running = tl.zeros([BLOCK_M, NB, 16], dtype=tl.float32)
     for b0 in range(K // 16, (K + S) // 16, NB):
         blocks = b0 + tl.arange(0, NB)
-        x, cols = _load_block_tile(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm, 16, HAS_PERM)
-        _, _, values = _quantize_blocks(x, g, 0)
+        x, _cols = _load_block_tile(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm, 16, HAS_PERM)
+        _, _, values = _quantize_blocks(x, g, 0, FAST_DIV)
         running = tl.maximum(running, tl.abs(x - values))
     tl.store(out_partial_ptr + pid, tl.max(tl.max(tl.max(running, axis=2), axis=1), axis=0))
 
@@ -159,6 +188,7 @@ def _quantize_kernel(
     FMT: tl.constexpr, SB: tl.constexpr, NB: tl.constexpr, BLOCK_M: tl.constexpr,
     HAS_PERM: tl.constexpr, DYNAMIC: tl.constexpr, RESIDUAL_G: tl.constexpr,
     HAS_XA: tl.constexpr, R_PAD: tl.constexpr, MAX_P: tl.constexpr, F32_DOT: tl.constexpr,
+    HAS_RESIDUAL: tl.constexpr, FAST_DIV: tl.constexpr,
 ):
     """Codes/scales of NB blocks x BLOCK_M rows per chunk, chunks_per_program chunks each."""
     last = n_units - 1
@@ -181,10 +211,11 @@ def _quantize_kernel(
     xa = tl.zeros([BLOCK_M, R_PAD], dtype=tl.float32)
     for chunk in range(first_chunk, tl.minimum(first_chunk + chunks_per_program, n_chunks)):
         blocks = chunk * NB + tl.arange(0, NB)
-        x, cols = _load_block_tile(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm, SB, HAS_PERM)
-        codes, stored, values = _quantize_blocks(x, g, FMT)
-        if (chunk + 1) * NB * SB > K:  # this chunk holds residual blocks
-            codes2, stored2, _ = _quantize_blocks(x - values, g2, FMT)
+        x, cols = _load_block_tile(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm, SB, HAS_PERM,
+                                   HAS_RESIDUAL)
+        codes, stored, values = _quantize_blocks(x, g, FMT, FAST_DIV)
+        if HAS_RESIDUAL and (chunk + 1) * NB * SB > K:  # this chunk holds residual blocks
+            codes2, stored2, _ = _quantize_blocks(x - values, g2, FMT, FAST_DIV)
             is_residual = blocks >= K // SB
             codes = tl.where(is_residual[None, :, None], codes2, codes)
             stored = tl.where(is_residual[None, :], stored2, stored)
@@ -231,6 +262,7 @@ def launch(
     lowrank_a: torch.Tensor | None = None,
     block_rows: int = 16,
     chunk_cols: int = 256,
+    num_warps: int = 4,
 ) -> dict[str, torch.Tensor]:
     """Quantize activations ``x`` ``(M, K)`` on the device; keys as ``reference``.
 
@@ -238,7 +270,7 @@ def launch(
     E8M0 bytes, or float16 steps), NVFP4 ``global_scale`` float32 ``()`` (and
     ``residual_global_scale`` when ``s > 0``), and ``lowrank_xa`` ``(M, r)`` in x's dtype when
     ``lowrank_a`` is given (computed from the same read of X). ``global_scale`` given: static
-    NVFP4 scale (no amax pass). ``block_rows``/``chunk_cols``: tile of one program.
+    NVFP4 scale (no amax pass). ``block_rows``/``chunk_cols``/``num_warps``: one program's tile.
     """
     _check_inputs(x, fmt, perm, s, lowrank_a)
     x = x if x.stride(1) == 1 else x.contiguous()
@@ -246,6 +278,7 @@ def launch(
     sb = block_size(fmt)
     fmt_id = FORMAT_IDS[fmt]
     device = x.device
+    fast_div = device.type != "cpu"  # the interpreter keeps plain IEEE division
     codes = torch.empty((m, (k + s) // 2), dtype=torch.uint8, device=device)
     scale_dtype = torch.float16 if fmt == "int4" else torch.uint8
     scale = torch.empty((m, (k + s) // sb), dtype=scale_dtype, device=device)
@@ -259,7 +292,8 @@ def launch(
         tiles = triton.cdiv(m, _AMAX_ROWS) * triton.cdiv(k, _AMAX_COLS)
         n_partials = min(tiles, MAX_PARTIALS)
         _amax_partials_kernel[(n_partials,)](x, partials, m, k, x.stride(0), n_partials,
-                                             BLOCK_M=_AMAX_ROWS, BLOCK_K=_AMAX_COLS)
+                                             BLOCK_M=_AMAX_ROWS, BLOCK_K=_AMAX_COLS,
+                                             enable_fp_fusion=False)
     residual_g = fmt == "nvfp4" and s > 0
     res_partials = torch.empty(MAX_PARTIALS, dtype=torch.float32, device=device)
     g_res = torch.empty((), dtype=torch.float32, device=device)
@@ -270,7 +304,7 @@ def launch(
         _residual_amax_kernel[(n_res_partials,)](
             x, perm_arg, partials, n_partials, g, res_partials, m, k, s, x.stride(0),
             DYNAMIC=dynamic, HAS_PERM=perm is not None, BLOCK_M=res_rows,
-            NB=8, MAX_P=MAX_PARTIALS,
+            NB=8, MAX_P=MAX_PARTIALS, FAST_DIV=fast_div, enable_fp_fusion=False,
         )
     nb = max(1, chunk_cols // sb)
     n_chunks = triton.cdiv((k + s) // sb, nb)
@@ -286,7 +320,8 @@ def launch(
         FMT=fmt_id, SB=sb, NB=nb, BLOCK_M=block_rows, HAS_PERM=perm is not None,
         DYNAMIC=dynamic, RESIDUAL_G=residual_g, HAS_XA=has_xa,
         R_PAD=max(16, triton.next_power_of_2(max(r, 1))), MAX_P=MAX_PARTIALS,
-        F32_DOT=device.type == "cpu",
+        F32_DOT=device.type == "cpu", HAS_RESIDUAL=s > 0, FAST_DIV=fast_div, num_warps=num_warps,
+        enable_fp_fusion=False,  # no FMA contraction: x - (q * s) * g exactly as the reference
     )
     out = {"codes": codes, "scale": scale}
     if fmt == "nvfp4":

@@ -29,7 +29,7 @@ def interpreter_problem() -> str | None:
     @triton.jit
     def _probe(out_ptr, n):
         total = 0
-        for i in range(0, n):
+        for i in range(n):
             total += i
         tl.store(out_ptr, total)
 

@@ -101,13 +101,20 @@ def rint(v):
 
 @triton.jit
 def e2m1_encode(v):
-    """int32 E2M1 codes of float32 ``v`` (ties to even, saturate at 6, zero -> code 0)."""
-    a = tl.abs(v)
-    idx = (a > 0.25).to(tl.int32) + (a >= 0.75).to(tl.int32) + (a > 1.25).to(tl.int32)
-    idx += (a >= 1.75).to(tl.int32) + (a > 2.5).to(tl.int32) + (a >= 3.5).to(tl.int32)
-    idx += (a > 5.0).to(tl.int32)
+    """int32 E2M1 codes of float32 ``v`` (ties to even, saturate at 6, zero -> code 0).
+
+    E2M1 is a float with one mantissa bit whose "subnormal" step is 0.5: for |v| >= 1 round
+    the fp32 bits to one mantissa bit (nearest even) and read index = 2*exponent + mantissa
+    - 252; below 1 the index is round_half_even(2|v|).
+    """
+    a = tl.minimum(tl.abs(v), 6.0)
+    bits = a.to(tl.int32, bitcast=True)
+    rounded = (bits + 0x1FFFFF + ((bits >> 22) & 1)) & -4194304
+    normal_index = (rounded >> 22) - 252
+    small_index = rint(a * 2.0).to(tl.int32)
+    idx = tl.where(a < 1.0, small_index, normal_index)
     negative = (v < 0) & (idx > 0)
-    return idx + negative.to(tl.int32) * 8
+    return tl.where(negative, idx + 8, idx)
 
 
 @triton.jit

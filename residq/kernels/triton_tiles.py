@@ -18,8 +18,12 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from residq.kernels.triton_codes import block_scale_values, fp4_byte_values, int4_byte_values
-from residq.kernels.triton_codes import int4_byte_times16_i8
+from residq.kernels.triton_codes import (
+    block_scale_values,
+    fp4_byte_values,
+    int4_byte_times16_i8,
+    int4_byte_values,
+)
 
 
 @triton.jit
@@ -65,12 +69,6 @@ def load_decoded_tile(codes_ptr, scale_ptr, rows, n_rows, k0, k_limit, k_total,
 
 
 @triton.jit
-def interleave_k(lo, hi, R: tl.constexpr, BLOCK_K: tl.constexpr):
-    """``[R, BLOCK_K/2]`` even/odd tiles -> ``[R, BLOCK_K]`` in K order."""
-    return tl.reshape(tl.join(lo, hi), [R, BLOCK_K])
-
-
-@triton.jit
 def to_dot_order(t, R: tl.constexpr, HALF: tl.constexpr):
     """Permute the K positions of a ``[R, HALF]`` tile (HALF a multiple of 16) into "dot order".
 
@@ -78,22 +76,11 @@ def to_dot_order(t, R: tl.constexpr, HALF: tl.constexpr):
     ``{2q, 2q+1, 2q+8, 2q+9}`` of every 16-wide slab. Placing memory position
     ``p = q*(HALF/4) + s*4 + h*2 + i`` at dot index ``s*16 + h*8 + q*2 + i`` makes each lane's
     values one contiguous run of HALF/4 bytes, so the packed codes load 16 bytes at a time.
-    The other operand must be permuted alike (``dot_order_positions``); the sum is unchanged.
+    The other operand must be permuted alike; the sum over K is unchanged.
     """
     S: tl.constexpr = HALF // 16
     t5 = tl.reshape(t, [R, 4, S, 2, 2])
     return tl.reshape(tl.permute(t5, (0, 2, 3, 1, 4)), [R, HALF])
-
-
-@triton.jit
-def dot_order_positions(HALF: tl.constexpr):
-    """int32 ``[HALF]``: the memory position ``p`` that ``to_dot_order`` puts at each dot index."""
-    kd = tl.arange(0, HALF)
-    s = kd // 16
-    h = (kd // 8) % 2
-    q = (kd // 2) % 4
-    i = kd % 2
-    return q * (HALF // 4) + s * 4 + h * 2 + i
 
 
 @triton.jit

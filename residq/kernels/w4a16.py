@@ -23,8 +23,7 @@ import triton.language as tl
 
 from residq.kernels.block_formats import block_size, check_k, dequantize_blocks
 from residq.kernels.triton_mma import mma
-from residq.kernels.triton_tiles import dot_order_positions, interleave_k, load_decoded_tile
-from residq.kernels.triton_tiles import to_dot_order
+from residq.kernels.triton_tiles import load_decoded_tile, to_dot_order
 
 FORMAT_IDS = {"nvfp4": 0, "mxfp4": 1, "int4": 2}
 SM_COUNT_GUESS = 132
@@ -38,37 +37,21 @@ def reference(x: torch.Tensor, packed: dict[str, torch.Tensor], fmt: str) -> tor
 
 
 @triton.jit
-def _load_activation_tile(x_ptr, offs_m, M, k0, K, stride_xm,
-                          BLOCK_K: tl.constexpr, INTERLEAVE: tl.constexpr, DOT_ORDER: tl.constexpr):
-    """x^T tiles: ``[BLOCK_K, BM]`` (INTERLEAVE) or even/odd K rows ``[BLOCK_K/2, BM]`` each
-    (DOT_ORDER: rows in ``to_dot_order``'s order)."""
-    m_ok = (offs_m < M)[None, :]
-    if DOT_ORDER == 2:
-        S: tl.constexpr = BLOCK_K // 32
-        kk = k0 + tl.arange(0, BLOCK_K)
-        x = tl.load(x_ptr + offs_m[:, None] * stride_xm + kk[None, :],
-                    mask=(offs_m < M)[:, None] & (kk < K)[None, :], other=0.0)
-        x6 = tl.reshape(x, [x.shape[0], 4, S, 2, 2, 2])
-        even, odd = tl.split(tl.permute(x6, (2, 3, 1, 4, 0, 5)))
-        return (tl.reshape(even, [BLOCK_K // 2, x.shape[0]]),
-                tl.reshape(odd, [BLOCK_K // 2, x.shape[0]]))
-    elif DOT_ORDER:
-        kk = k0 + 2 * dot_order_positions(BLOCK_K // 2)
-        base = x_ptr + offs_m[None, :] * stride_xm + kk[:, None]
-        even = tl.load(base, mask=m_ok & (kk < K)[:, None], other=0.0)
-        odd = tl.load(base + 1, mask=m_ok & (kk + 1 < K)[:, None], other=0.0)
-        return even, odd
-    elif INTERLEAVE:
-        kk = k0 + tl.arange(0, BLOCK_K)
-        x = tl.load(x_ptr + offs_m[None, :] * stride_xm + kk[:, None],
-                    mask=m_ok & (kk < K)[:, None], other=0.0)
-        return x, x
-    else:
-        kk = k0 + 2 * tl.arange(0, BLOCK_K // 2)
-        base = x_ptr + offs_m[None, :] * stride_xm + kk[:, None]
-        even = tl.load(base, mask=m_ok & (kk < K)[:, None], other=0.0)
-        odd = tl.load(base + 1, mask=m_ok & (kk + 1 < K)[:, None], other=0.0)
-        return even, odd
+def _load_activation_pair(x_ptr, offs_m, M, k0, K, stride_xm, BLOCK_K: tl.constexpr):
+    """x^T for K positions ``[k0, k0 + BLOCK_K)``: the even and the odd ones, ``[BLOCK_K/2, BM]``
+    each, rows in ``to_dot_order``'s order (so they meet the matching weight values).
+
+    Loaded contiguously (16-byte accesses), then permuted in registers: natural position
+    ``2p + parity`` with ``p = q*(BLOCK_K/8) + s*4 + h*2 + i`` goes to row ``s*16 + h*8 + q*2 + i``.
+    """
+    S: tl.constexpr = BLOCK_K // 32
+    kk = k0 + tl.arange(0, BLOCK_K)
+    x = tl.load(x_ptr + offs_m[:, None] * stride_xm + kk[None, :],
+                mask=(offs_m < M)[:, None] & (kk < K)[None, :], other=0.0)
+    x6 = tl.reshape(x, [x.shape[0], 4, S, 2, 2, 2])
+    even, odd = tl.split(tl.permute(x6, (2, 3, 1, 4, 0, 5)))
+    return (tl.reshape(even, [BLOCK_K // 2, x.shape[0]]),
+            tl.reshape(odd, [BLOCK_K // 2, x.shape[0]]))
 
 
 @triton.jit
@@ -99,8 +82,7 @@ def _w4a16_kernel(
     x_ptr, codes_ptr, scale_ptr, g_ptr, out_ptr, partial_ptr, counter_ptr,
     M, N, K, stride_xm, stride_om, split_k,
     FMT: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr,
-    HAS_SPLIT: tl.constexpr, BF16: tl.constexpr, USE_ASM: tl.constexpr,
-    INTERLEAVE: tl.constexpr, DOT_ORDER: tl.constexpr, F32_DOT: tl.constexpr,
+    HAS_SPLIT: tl.constexpr, BF16: tl.constexpr, USE_ASM: tl.constexpr, F32_DOT: tl.constexpr,
 ):
     pid_n = tl.program_id(0)
     pid_m = tl.program_id(1)
@@ -116,20 +98,10 @@ def _w4a16_kernel(
         k0 = tile * BLOCK_K
         lo, hi, step = load_decoded_tile(codes_ptr, scale_ptr, offs_n, N, k0, K, K,
                                          FMT, BLOCK_K, BF16, USE_ASM)
-        x_a, x_b = _load_activation_tile(x_ptr, offs_m, M, k0, K, stride_xm, BLOCK_K, INTERLEAVE,
-                                         DOT_ORDER)
-        if DOT_ORDER:
-            prod = mma(to_dot_order(lo, BLOCK_N, BLOCK_K // 2),
-                       x_a, tl.zeros_like(acc) if FMT == 2 else acc, F32_DOT)
-            prod = mma(to_dot_order(hi, BLOCK_N, BLOCK_K // 2),
-                       x_b, prod, F32_DOT)
-        elif INTERLEAVE:
-            prod = mma(interleave_k(lo, hi, BLOCK_N, BLOCK_K), x_a,
-                       tl.zeros_like(acc) if FMT == 2 else acc, F32_DOT)
-        else:
-            prod = mma(lo, x_a,
-                       tl.zeros_like(acc) if FMT == 2 else acc, F32_DOT)
-            prod = mma(hi, x_b, prod, F32_DOT)
+        x_even, x_odd = _load_activation_pair(x_ptr, offs_m, M, k0, K, stride_xm, BLOCK_K)
+        prod = mma(to_dot_order(lo, BLOCK_N, BLOCK_K // 2), x_even,
+                   tl.zeros_like(acc) if FMT == 2 else acc, F32_DOT)
+        prod = mma(to_dot_order(hi, BLOCK_N, BLOCK_K // 2), x_odd, prod, F32_DOT)
         if FMT == 2:
             acc += prod * step  # step [BLOCK_N, 1]: one 128-wide group per tile
         else:
@@ -141,21 +113,26 @@ def _w4a16_kernel(
 
 
 def default_config(m: int, n: int, k: int, fmt: str) -> dict:
-    """Tile configuration for an (M, N, K) problem (tuned on H100; see benchmarks/README.md)."""
-    block_k = 128 if fmt == "int4" else 256
+    """Tile configuration for an (M, N, K) problem (tuned on H100; see benchmarks/README.md).
+
+    Small M: 64 weight rows x 128 K per program, 4 warps, ~96 registers, so that about five
+    programs (20 warps) share an SM and hide the decode's latency; split-K supplies programs.
+    """
     if m <= 16:
-        return dict(BLOCK_N=64, BLOCK_M=16, BLOCK_K=block_k, num_warps=4, num_stages=4)
+        return {"BLOCK_N": 64, "BLOCK_M": 16, "BLOCK_K": 128, "num_warps": 4, "num_stages": 3}
     if m <= 64:
-        return dict(BLOCK_N=64, BLOCK_M=64, BLOCK_K=block_k, num_warps=4, num_stages=3)
-    return dict(BLOCK_N=128, BLOCK_M=128, BLOCK_K=128, num_warps=8, num_stages=3)
+        return {"BLOCK_N": 64, "BLOCK_M": 64, "BLOCK_K": 128, "num_warps": 4, "num_stages": 3}
+    return {"BLOCK_N": 128, "BLOCK_M": 128, "BLOCK_K": 128, "num_warps": 8, "num_stages": 3}
 
 
-def split_k_for(m: int, n: int, k: int, cfg: dict, sm_count: int = SM_COUNT_GUESS) -> int:
-    """Split K until about two programs per SM (keeping at least two K tiles per split)."""
+def split_k_for(m: int, n: int, k: int, cfg: dict, sm_count: int = SM_COUNT_GUESS,
+                programs_per_sm: int = 4) -> int:
+    """Smallest power-of-two split giving ``programs_per_sm`` programs per SM, keeping at least
+    two K tiles per split."""
     tiles = triton.cdiv(n, cfg["BLOCK_N"]) * triton.cdiv(m, cfg["BLOCK_M"])
     k_tiles = triton.cdiv(k, cfg["BLOCK_K"])
     split = 1
-    while tiles * split * 2 <= 2 * sm_count and split * 2 <= k_tiles // 2:
+    while tiles * split < programs_per_sm * sm_count and split * 2 <= k_tiles // 2:
         split *= 2
     return split
 
@@ -186,7 +163,12 @@ def check_packed(packed: dict[str, torch.Tensor], fmt: str, n: int, k: int) -> N
 
 def launch(x: torch.Tensor, packed: dict[str, torch.Tensor], fmt: str,
            config: dict | None = None, use_asm: bool | None = None) -> torch.Tensor:
-    """``x (M, K) @ W^T`` -> ``(M, N)`` in x's dtype (bf16 or fp16; MXFP4 needs bf16)."""
+    """``x (M, K) @ W^T`` -> ``(M, N)`` in x's dtype (bf16 or fp16; MXFP4 needs bf16).
+
+    ``config`` overrides ``default_config`` keys (and ``SPLIT_K``). Split-K uses a cached
+    per-device workspace whose tile counters reset themselves: launches that split K must not
+    run concurrently on two streams of one device.
+    """
     m, k = x.shape
     n = packed["codes"].shape[0]
     check_packed(packed, fmt, n, k)
@@ -194,8 +176,7 @@ def launch(x: torch.Tensor, packed: dict[str, torch.Tensor], fmt: str,
         raise ValueError(f"w4a16 {fmt} needs {'bf16' if fmt == 'mxfp4' else 'bf16/fp16'} "
                          f"activations, got {x.dtype}")
     x = x if x.stride(1) == 1 else x.contiguous()
-    cfg = dict(default_config(m, n, k, fmt), DOT_ORDER=2, INTERLEAVE=False)
-    cfg.update(config or {})
+    cfg = dict(default_config(m, n, k, fmt), **(config or {}))
     split = cfg.get("SPLIT_K") or split_k_for(m, n, k, cfg)
     if fmt == "int4" and cfg["BLOCK_K"] != 128:
         raise ValueError(f"int4 needs BLOCK_K=128 (one scale group per tile), got {cfg['BLOCK_K']}")
@@ -209,7 +190,7 @@ def launch(x: torch.Tensor, packed: dict[str, torch.Tensor], fmt: str,
         m, n, k, x.stride(0), out.stride(0), split,
         FMT=FORMAT_IDS[fmt], BLOCK_N=cfg["BLOCK_N"], BLOCK_M=cfg["BLOCK_M"],
         BLOCK_K=cfg["BLOCK_K"], HAS_SPLIT=split > 1, BF16=x.dtype == torch.bfloat16,
-        USE_ASM=(not on_cpu) if use_asm is None else use_asm, INTERLEAVE=cfg["INTERLEAVE"],
-        DOT_ORDER=cfg["DOT_ORDER"], F32_DOT=on_cpu, num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
+        USE_ASM=(not on_cpu) if use_asm is None else use_asm, F32_DOT=on_cpu,
+        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"], maxnreg=cfg.get("maxnreg"),
     )
     return out

@@ -121,11 +121,17 @@ def _w4a4_kernel(
 
 
 def default_config(m: int, n: int, fmt: str) -> dict:
-    """Tile configuration (tuned on H100; see benchmarks/README.md)."""
-    block_k = 128
+    """Tile configuration (tuned on H100; see benchmarks/README.md).
+
+    Large M: 128 x 128 tiles, K step 64, 8 warps capped at 128 registers (no spills) so two
+    programs share an SM; INT4 needs a K step of 128 (one scale group per step).
+    """
     if m <= 64:
-        return dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=block_k, GROUP_M=8, num_warps=4, num_stages=4)
-    return dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=block_k, GROUP_M=8, num_warps=8, num_stages=3)
+        return {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 128, "GROUP_M": 8, "num_warps": 4, "num_stages": 4}
+    if fmt == "int4":
+        return {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 128, "GROUP_M": 8, "num_warps": 8, "num_stages": 3}
+    return {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_M": 8, "num_warps": 8, "num_stages": 4,
+                "maxnreg": 128}
 
 
 def _check(x_packed, w_packed, fmt: str, s: int) -> tuple[int, int, int]:
@@ -164,9 +170,10 @@ def launch(x_packed: dict[str, torch.Tensor], w_packed: dict[str, torch.Tensor],
     dummy = x_packed["codes"]
     on_cpu = device.type == "cpu"
     grid = (triton.cdiv(m, cfg["BLOCK_M"]) * triton.cdiv(n, cfg["BLOCK_N"]),)
-    _w4a4_kernel[grid](
-        x_packed["codes"], x_packed["scale"], x_packed.get("global_scale", dummy),
-        x_packed.get("residual_global_scale", dummy), w_packed["codes"], w_packed["scale"],
+    g_x = x_packed.get("global_scale", dummy)
+    _w4a4_kernel[grid](  # g_r falls back to g_x: its load is compiled even when s == 0
+        x_packed["codes"], x_packed["scale"], g_x, x_packed.get("residual_global_scale", g_x),
+        w_packed["codes"], w_packed["scale"],
         w_packed.get("global_scale", dummy), lowrank_xa if has_lowrank else dummy,
         lowrank_b if has_lowrank else dummy, out,
         m, n, k, s, r, out.stride(0),
@@ -174,7 +181,7 @@ def launch(x_packed: dict[str, torch.Tensor], w_packed: dict[str, torch.Tensor],
         BLOCK_K=cfg["BLOCK_K"], GROUP_M=cfg["GROUP_M"], HAS_LOWRANK=has_lowrank,
         R_PAD=max(16, triton.next_power_of_2(max(r, 1))),
         USE_ASM=(not on_cpu) if use_asm is None else use_asm, F32_DOT=on_cpu,
-        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
+        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"], maxnreg=cfg.get("maxnreg"),
     )
     return out
 

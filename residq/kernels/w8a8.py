@@ -89,7 +89,7 @@ def quantize_rows(x: torch.Tensor, kind: str, block_rows: int = 4,
     scale = torch.empty((m, 1), dtype=torch.float32, device=x.device)
     _quantize_rows_kernel[(triton.cdiv(m, block_rows),)](
         x, codes, scale, m, k, x.stride(0), INT8=kind == "int8",
-        BLOCK_M=block_rows, BLOCK_K=block_cols,
+        BLOCK_M=block_rows, BLOCK_K=block_cols, enable_fp_fusion=False,
     )
     if kind == "fp8":
         codes = codes.view(torch.float8_e4m3fn)

@@ -9,11 +9,11 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")  # CPU: run the kernels in Triton's interpreter
 pytest.importorskip("triton")
 
-from residq.kernels import act_quant  # noqa: E402
-from residq.kernels.interpreter import kernel_device  # noqa: E402
-from residq.nn.activation import quantize_activation as nn_quantize_activation  # noqa: E402
-from residq.formats import FormatSpec  # noqa: E402
-from residq.kernels.block_formats import dequantize_blocks  # noqa: E402
+from residq.formats import FormatSpec
+from residq.kernels import act_quant
+from residq.kernels.block_formats import dequantize_blocks
+from residq.kernels.interpreter import kernel_device
+from residq.nn.activation import quantize_activation as nn_quantize_activation
 
 DEVICE, SKIP = kernel_device()
 pytestmark = pytest.mark.skipif(DEVICE is None, reason=str(SKIP))
@@ -27,7 +27,17 @@ def _activations(m, k, seed=0):
     return x.to(torch.bfloat16).to(DEVICE)
 
 
+def _cpu(t):
+    return t.cpu() if isinstance(t, torch.Tensor) else t
+
+
+def _reference(x, fmt, **kwargs):
+    """The reference on the CPU: CUDA torch divides by Python floats through a reciprocal."""
+    return act_quant.reference(x.cpu(), fmt, **{key: _cpu(v) for key, v in kwargs.items()})
+
+
 def _assert_same(out, ref):
+    out = {key: v.cpu() for key, v in out.items()}
     assert sorted(out) == sorted(ref)
     for key in ref:
         if key == "lowrank_xa":
@@ -42,7 +52,7 @@ def _assert_same(out, ref):
 def test_matches_reference(fmt, m, k, s, perm):
     x = _activations(m, k)
     p = torch.randperm(k, generator=torch.Generator().manual_seed(1)).to(DEVICE) if perm else None
-    _assert_same(act_quant.launch(x, fmt, perm=p, s=s), act_quant.reference(x, fmt, perm=p, s=s))
+    _assert_same(act_quant.launch(x, fmt, perm=p, s=s), _reference(x, fmt, perm=p, s=s))
 
 
 def test_static_scale_and_lowrank_xa():
@@ -50,20 +60,20 @@ def test_static_scale_and_lowrank_xa():
     g = torch.tensor(0.02, device=DEVICE)
     a = (torch.randn(256, 24, generator=torch.Generator().manual_seed(2)) * 0.1).to(torch.bfloat16).to(DEVICE)
     out = act_quant.launch(x, "nvfp4", global_scale=g, lowrank_a=a, s=32)
-    _assert_same(out, act_quant.reference(x, "nvfp4", global_scale=g, lowrank_a=a, s=32))
+    _assert_same(out, _reference(x, "nvfp4", global_scale=g, lowrank_a=a, s=32))
     assert out["global_scale"].item() == pytest.approx(0.02)
 
 
 def test_arcquant_operand_equals_nn_reference():
     """Dequantized [Q1 | Q2] equals residq.nn's reference activation quantizer (own g for Q2)."""
     x = _activations(9, 256)
-    out = act_quant.launch(x, "nvfp4", s=64)
+    out = {key: v.cpu() for key, v in act_quant.launch(x, "nvfp4", s=64).items()}
     main = dequantize_blocks({"codes": out["codes"][:, :128], "scale": out["scale"][:, :256 // 16],
                               "global_scale": out["global_scale"]}, "nvfp4")
     residual = dequantize_blocks({"codes": out["codes"][:, 128:], "scale": out["scale"][:, 256 // 16:],
                                   "global_scale": out["residual_global_scale"]}, "nvfp4")
     expected = nn_quantize_activation(x.float().cpu(), FormatSpec(kind="nvfp4"), augmented=64)
-    assert torch.equal(torch.cat([main, residual], dim=1).cpu(), expected)
+    assert torch.equal(torch.cat([main, residual], dim=1), expected)
 
 
 def test_rejects_bad_arguments():

@@ -10,14 +10,15 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")  # CPU: run the kernels in Triton's interpreter
 
-import residq.kernels as kernels  # noqa: E402
-from residq.kernels.block_formats import quantize_blocks  # noqa: E402
+from residq import kernels
+from residq.kernels.block_formats import quantize_blocks
 
 
 def test_import_without_triton():
     code = ("import sys; sys.modules['triton'] = None; import residq.kernels as k; "
             "from residq.kernels import dispatch; print(k.available())")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True,
+                          timeout=60)
     assert done.returncode == 0, done.stderr
     expected = "True" if torch.cuda.is_available() else "False"
     assert done.stdout.strip() in (expected, "False")
@@ -61,7 +62,8 @@ def test_w4a4_linear_composes_quantizer_and_gemm():
     a = (torch.randn(k, r, generator=gen) * 0.1).to(torch.float16).to(device)
     b = (torch.randn(n, r, generator=gen) * 0.1).to(torch.float16).to(device)
     x = torch.randn(3, 5, k, generator=gen).to(torch.float16).to(device)
-    wq = w4a4.augment_weight({key: v.to(device) for key, v in quantize_blocks(w, "nvfp4").items()}, "nvfp4", s)
+    packed = {key: v.to(device) for key, v in quantize_blocks(w, "nvfp4").items()}
+    wq = w4a4.augment_weight(packed, "nvfp4", s)
     out = kernels.w4a4_linear(x, wq, "nvfp4", perm=perm, s=s, lowrank=(a, b))
     xq = act_quant.reference(x.reshape(15, k), "nvfp4", perm=perm, s=s, lowrank_a=a)
     ref = w4a4.reference(xq, wq, "nvfp4", s=s, lowrank_xa=xq["lowrank_xa"], lowrank_b=b,

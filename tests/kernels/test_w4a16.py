@@ -9,9 +9,9 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")  # CPU: run the kernels in Triton's interpreter
 pytest.importorskip("triton")
 
-from residq.kernels import w4a16  # noqa: E402
-from residq.kernels.block_formats import quantize_blocks  # noqa: E402
-from residq.kernels.interpreter import kernel_device  # noqa: E402
+from residq.kernels import w4a16
+from residq.kernels.block_formats import quantize_blocks
+from residq.kernels.interpreter import kernel_device
 
 DEVICE, SKIP = kernel_device()
 pytestmark = pytest.mark.skipif(DEVICE is None, reason=str(SKIP))
@@ -36,9 +36,9 @@ def _problem(fmt, m, n, k, dtype, seed=0):
 
 CASES = [
     # (M, N, K, config): ragged M and N, K not a multiple of BLOCK_K, split-K
-    (1, 40, 384, dict(BLOCK_N=64, BLOCK_M=16, BLOCK_K=256, SPLIT_K=1)),
-    (5, 72, 512, dict(BLOCK_N=64, BLOCK_M=16, BLOCK_K=128, SPLIT_K=3)),
-    (33, 24, 256, dict(BLOCK_N=64, BLOCK_M=32, BLOCK_K=128, SPLIT_K=2)),
+    (1, 40, 384, {"BLOCK_N": 64, "BLOCK_M": 16, "BLOCK_K": 256, "SPLIT_K": 1}),
+    (5, 72, 512, {"BLOCK_N": 64, "BLOCK_M": 16, "BLOCK_K": 128, "SPLIT_K": 3}),
+    (33, 24, 256, {"BLOCK_N": 64, "BLOCK_M": 32, "BLOCK_K": 128, "SPLIT_K": 2}),
 ]
 
 
@@ -73,4 +73,4 @@ def test_rejects_bad_inputs():
         w4a16.check_packed(packed, "nvfp4", 32, 256)
     with pytest.raises(ValueError, match="BLOCK_K=128"):
         x4, p4 = _problem("int4", 2, 32, 256, torch.bfloat16)
-        w4a16.launch(x4, p4, "int4", config=dict(BLOCK_K=256))
+        w4a16.launch(x4, p4, "int4", config={"BLOCK_K": 256})

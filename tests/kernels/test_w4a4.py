@@ -9,13 +9,13 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")  # CPU: run the kernels in Triton's interpreter
 pytest.importorskip("triton")
 
-from residq.kernels import act_quant, w4a4  # noqa: E402
-from residq.kernels.block_formats import quantize_blocks  # noqa: E402
-from residq.kernels.interpreter import kernel_device  # noqa: E402
+from residq.kernels import act_quant, w4a4
+from residq.kernels.block_formats import quantize_blocks
+from residq.kernels.interpreter import kernel_device
 
 DEVICE, SKIP = kernel_device()
 pytestmark = pytest.mark.skipif(DEVICE is None, reason=str(SKIP))
-CFG = dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=128, GROUP_M=4, num_warps=4, num_stages=2)
+CFG = {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 128, "GROUP_M": 4, "num_warps": 4, "num_stages": 2}
 
 
 def _operands(fmt, m, n, k, s=0, rank=0, seed=0):
