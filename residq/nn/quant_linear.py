@@ -10,9 +10,11 @@ Buffers (all saved in the checkpoint):
   per-column float32 scales ``lowrank_a_scale`` / ``lowrank_b_scale`` ``(r,)`` (value =
   code x scale; the branch still computes in the input's dtype).
 
-Forward (reference path, any device): dequantize the weight once (cached per device and
-dtype), quantize-dequantize the activation, and multiply in the input's dtype (fp32
-accumulation on CPU and in cuBLAS). ``layer_config()`` is the JSON-able description that
+Forward (reference path, any device): optional online Hadamard on the input (QuaRot's
+down_proj, config ``input_hadamard``), ``input_perm``, ``/ input_scale``; dequantize the weight
+once (cached per device and dtype), quantize-dequantize the activation (ARCQuant's
+``augmented`` residual channels, or Atom's ``act_outliers`` INT8 tail channels), and multiply
+in the input's dtype (fp32 accumulation on CPU and in cuBLAS). ``layer_config()`` is the JSON-able description that
 ``from_config`` needs to rebuild an empty module before ``load_state_dict``.
 """
 
@@ -27,6 +29,8 @@ from residq.formats import dequantize, pack, unpack
 from residq.formats.spec import FormatSpec, QuantizedTensor
 from residq.methods.quantized_layer import QuantizedLayer
 from residq.nn.activation import quantize_activation
+from residq.nn.kernel_path import kernel_forward
+from residq.transforms.hadamard import hadamard_transform
 
 _OPTIONAL = ("bias", "input_perm", "input_scale", "act_global_scale", "lowrank_a", "lowrank_b",
              "lowrank_a_scale", "lowrank_b_scale")
@@ -42,6 +46,8 @@ class QuantLinear(nn.Module):
         weight_spec: FormatSpec,
         act_spec: FormatSpec | None = None,
         augmented: int = 0,
+        act_outliers: int = 0,
+        input_hadamard: bool = False,
     ) -> None:
         super().__init__()
         self.in_features = in_features
@@ -49,6 +55,8 @@ class QuantLinear(nn.Module):
         self.weight_spec = weight_spec
         self.act_spec = act_spec
         self.augmented = augmented
+        self.act_outliers = act_outliers  # Atom: INT8 tail channels of the activation
+        self.input_hadamard = input_hadamard  # QuaRot: online Hadamard on the input, first
         self.packed_keys: list[str] = []
         self.info: dict = {}
         self._cache: tuple[torch.device, torch.dtype, torch.Tensor] | None = None
@@ -57,7 +65,8 @@ class QuantLinear(nn.Module):
     def from_quantized(cls, layer: QuantizedLayer, in_features: int) -> QuantLinear:
         """Build from a method's result; ``in_features`` is the original K."""
         out_features = layer.weight.codes.shape[0]
-        module = cls(in_features, out_features, layer.weight.spec, layer.act_spec, layer.augmented)
+        module = cls(in_features, out_features, layer.weight.spec, layer.act_spec, layer.augmented,
+                     getattr(layer, "act_outliers", 0))
         for key, value in pack(layer.weight).items():
             module.register_buffer(f"qweight_{key}", value.contiguous())
             module.packed_keys.append(key)
@@ -75,6 +84,7 @@ class QuantLinear(nn.Module):
         module = cls(
             config["in_features"], config["out_features"], FormatSpec(**config["weight_spec"]),
             FormatSpec(**act) if act else None, config["augmented"],
+            config.get("act_outliers", 0), config.get("input_hadamard", False),
         )
         for name, (shape, dtype) in config["buffers"].items():
             module.register_buffer(name, torch.empty(shape, dtype=getattr(torch, dtype)))
@@ -91,6 +101,8 @@ class QuantLinear(nn.Module):
             "weight_spec": dataclasses.asdict(self.weight_spec),
             "act_spec": dataclasses.asdict(self.act_spec) if self.act_spec else None,
             "augmented": self.augmented,
+            "act_outliers": self.act_outliers,
+            "input_hadamard": self.input_hadamard,
             "buffers": buffers,
             "info": _jsonable(self.info),
         }
@@ -111,9 +123,18 @@ class QuantLinear(nn.Module):
         self._cache = None
         return super()._apply(fn, recurse)
 
+    use_kernels: bool = True  # CUDA + bf16/fp16 + Triton: fused kernels where the layout allows
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
         rows = x.reshape(-1, self.in_features)
+        fused = kernel_forward(self, rows)
+        if fused is not None:
+            if getattr(self, "bias", None) is not None:
+                fused = fused + self.bias.to(fused.dtype)
+            return fused.reshape(*lead, self.out_features)
+        if self.input_hadamard:
+            rows = hadamard_transform(rows)
         if getattr(self, "input_perm", None) is not None:
             rows = rows[:, self.input_perm]
         if getattr(self, "input_scale", None) is not None:
@@ -121,7 +142,8 @@ class QuantLinear(nn.Module):
         operand = rows
         if self.act_spec is not None:
             operand = quantize_activation(
-                rows, self.act_spec, getattr(self, "act_global_scale", None), self.augmented
+                rows, self.act_spec, getattr(self, "act_global_scale", None), self.augmented,
+                self.act_outliers,
             ).to(rows.dtype)
         weight = self.dequantized_weight(rows.dtype, rows.device)
         out = operand @ weight.T

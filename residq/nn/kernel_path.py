@@ -1,0 +1,73 @@
+"""Which ``QuantLinear`` layers run on the Triton kernels, and how.
+
+On CUDA with bf16/fp16 inputs and Triton available, a layer takes a fused kernel when its
+layout is one the kernels implement (``residq.kernels.dispatch``):
+
+* weight-only NVFP4, MXFP4 or symmetric INT4 group-128 -> ``w4a16_linear``;
+* the same format for weights and activations (W4A4, emulated: bf16 tensor cores on
+  dequantized operands), with ARCQuant's channel order and augmented channels and an ARHQ
+  16-bit low-rank branch -> ``w4a4_linear``.
+
+Everything else (CPU, float32, Atom's mixed precision, online Hadamard, int8 low-rank factors,
+ragged K, W8A8) returns None and the caller uses the reference path. Set
+``QuantLinear.use_kernels = False`` (class or instance) to force the reference path.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from residq.formats.spec import FormatSpec
+
+_BLOCK = {"nvfp4": 16, "mxfp4": 32, "int4": 128}
+
+
+def kernel_format(spec: FormatSpec) -> str | None:
+    """The kernels' name for ``spec``, or None when no kernel implements it."""
+    if spec.kind in ("nvfp4", "mxfp4"):
+        return spec.kind
+    if spec.kind == "int" and spec.bits == 4 and spec.symmetric and spec.granularity == "group" \
+            and spec.group_size == 128:
+        return "int4"
+    return None
+
+
+def _eligible(module, rows: torch.Tensor) -> str | None:
+    if not (module.use_kernels and rows.is_cuda and rows.dtype in (torch.bfloat16, torch.float16)):
+        return None
+    if module.input_hadamard or module.act_outliers or getattr(module, "lowrank_a_scale", None) is not None:
+        return None
+    fmt = kernel_format(module.weight_spec)
+    if fmt is None or module.in_features % _BLOCK[fmt] or module.augmented % _BLOCK[fmt]:
+        return None
+    if fmt == "mxfp4" and rows.dtype != torch.bfloat16:
+        return None
+    if module.act_spec is None:
+        plain = all(getattr(module, n, None) is None for n in ("input_perm", "input_scale", "lowrank_a"))
+        return fmt if plain else None
+    return fmt if kernel_format(module.act_spec) == fmt else None
+
+
+def kernel_forward(module, rows: torch.Tensor) -> torch.Tensor | None:
+    """``module``'s output for ``rows`` (N, K) through the kernels, without bias; or None."""
+    fmt = _eligible(module, rows)
+    if fmt is None:
+        return None
+    from residq import kernels
+
+    if not kernels.available():
+        return None
+    packed = {key: getattr(module, f"qweight_{key}") for key in module.packed_keys}
+    if module.act_spec is None:
+        return kernels.w4a16_linear(rows, packed, fmt, module.out_features, module.in_features)
+    perm = getattr(module, "input_perm", None)
+    scale = getattr(module, "input_scale", None)
+    if scale is not None:
+        # The kernels gather channels themselves; divide in the original channel order first.
+        original_order = scale if perm is None else scale[torch.argsort(perm)]
+        rows = rows / original_order.to(rows.dtype)
+    lowrank = None
+    if getattr(module, "lowrank_a", None) is not None:
+        lowrank = (module.lowrank_a.to(rows.dtype), module.lowrank_b.to(rows.dtype))
+    return kernels.w4a4_linear(rows, packed, fmt, getattr(module, "act_global_scale", None), perm,
+                               module.augmented, lowrank)

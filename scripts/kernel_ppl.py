@@ -1,0 +1,61 @@
+"""Perplexity of quantized models on the GPU through the Triton kernels vs the reference path.
+
+    python scripts/kernel_ppl.py --model smollm2-135m --recipes w4a16-nvfp4-gptq,w4a4-nvfp4-rtn \
+        --seqlen 2048 --out kernel_ppl.json
+
+Both paths run the same quantized bf16 model; only ``QuantLinear.use_kernels`` differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from residq.eval.perplexity import perplexity
+from residq.nn.kernel_path import _eligible
+from residq.nn.quant_linear import QuantLinear
+from residq.pipeline import load_any_model, quantize_with_calibration
+from residq.recipe import load_recipe
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--recipes", default="w4a16-nvfp4-gptq,w4a4-nvfp4-rtn")
+    parser.add_argument("--seqlen", type=int, default=2048)
+    parser.add_argument("--calib-samples", type=int, default=32)
+    parser.add_argument("--max-windows", type=int, default=None)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    rows = []
+    for name in args.recipes.split(","):
+        model, tokenizer, _ = load_any_model(args.model)
+        quantize_with_calibration(model, tokenizer, load_recipe(name), n_samples=args.calib_samples,
+                                  seqlen=args.seqlen, device="cuda", data_dir=args.data_dir, progress=False)
+        model = model.to(device="cuda", dtype=torch.bfloat16)
+        probe = torch.zeros(1, 8, device="cuda", dtype=torch.bfloat16)
+        layers = [m for m in model.modules() if isinstance(m, QuantLinear)]
+        fused = sum(1 for m in layers if _eligible(m, probe.new_zeros(1, m.in_features)) is not None)
+        row = {"recipe": name, "layers": len(layers), "layers_on_kernels": fused, "seqlen": args.seqlen}
+        for use in (True, False):
+            QuantLinear.use_kernels = use
+            start = time.perf_counter()
+            result = perplexity(model, tokenizer, "wikitext2", seqlen=args.seqlen, max_windows=args.max_windows,
+                                data_dir=args.data_dir, progress=False)
+            torch.cuda.synchronize()
+            row["kernels" if use else "reference"] = {"ppl": result.ppl, "seconds": time.perf_counter() - start,
+                                                      "windows": result.n_windows}
+        QuantLinear.use_kernels = True
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    with open(args.out, "w") as handle:
+        json.dump({"rows": rows, "device": torch.cuda.get_device_name(0)}, handle, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
