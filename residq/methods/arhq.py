@@ -21,7 +21,7 @@ import time
 import torch
 
 from residq.formats import dequantize
-from residq.formats.spec import FormatSpec, QuantizedTensor
+from residq.formats.spec import QuantizedTensor
 from residq.methods.gptq import gptq_quantize
 from residq.methods.lowrank import (
     adaptive_rank,
@@ -157,5 +157,3 @@ def _handler():
 
 
 HANDLER = _handler()
-
-__all__ = ["HANDLER", "FormatSpec", "quantize_layer_arhq", "quantize_residual", "store_factors"]
