@@ -2,7 +2,7 @@ import json
 
 import pytest
 import torch
-from conftest import smollm2_tokenizer, tiny_model
+from residq_testing import smollm2_tokenizer, tiny_model
 
 from residq.api import quantize
 from residq.checkpoint import CheckpointError, load, prepare_output_dir, save

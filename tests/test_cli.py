@@ -57,7 +57,7 @@ def test_missing_model_and_data_dir_are_named(tmp_path, capsys):
 
 
 def test_ragged_blocks_warn_with_the_layer_name():
-    from conftest import tiny_model
+    from residq_testing import tiny_model
 
     from residq.api import quantize
     from residq.models.sequential import RaggedBlockWarning

@@ -11,7 +11,7 @@ import json
 
 import matplotlib.image
 import pytest
-from conftest import tiny_model
+from residq_testing import tiny_model
 
 from residq.cli import main
 

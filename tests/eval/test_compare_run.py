@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_model
+from residq_testing import tiny_model
 
 from residq.eval.compare_run import (
     PeakMemory,

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import tiny_model
+from residq_testing import tiny_model
 
 import residq.pipeline
 from residq.api import quantize

@@ -2,13 +2,12 @@
 
 import pytest
 import torch
+from residq_testing import layer_inputs, output_error_db, stats_for
 
-from residq.formats import fake_quantize
 from residq.formats.spec import FormatSpec
 from residq.methods.arhq import int8_columns, quantize_layer_arhq
 from residq.methods.gptq import gptq_quantize
 from residq.methods.rtn import rtn_quantize
-from residq.methods.stats import InputStats
 from residq.nn.quant_linear import QuantLinear
 from residq.recipe import Recipe
 
@@ -23,30 +22,6 @@ FORMATS = {
     "int2g64asym-int8token": (FormatSpec(kind="int", bits=2, symmetric=False, group_size=64),
                           FormatSpec(kind="int", bits=8, granularity="token")),
 }
-
-
-def layer_inputs(n, k, seed):
-    """Rows from one fixed law with a few outlier channels (like LLM activations)."""
-    law = torch.Generator().manual_seed(99)
-    mix = torch.randn(k, k, generator=law) / k**0.5 + torch.eye(k)
-    scale = torch.ones(k)
-    scale[torch.randperm(k, generator=law)[:4]] = 12.0
-    g = torch.Generator().manual_seed(seed)
-    return (torch.randn(n, k, generator=g) @ mix) * scale
-
-
-def stats_for(x, act_spec):
-    stats = InputStats(x.shape[1], name="layer", act_quantizer=lambda t: fake_quantize(t.float(), act_spec))
-    stats.update(x)
-    return stats
-
-
-def output_error_db(layer, weight, x):
-    module = QuantLinear.from_quantized(layer, weight.shape[1])
-    ref = x @ weight.T
-    with torch.no_grad():
-        err = (ref - module(x)).double().pow(2).sum()
-    return float(10 * torch.log10(ref.double().pow(2).sum() / err))
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,16 @@
 
 import pytest
 import torch
-from test_arhq import NVFP4, layer_inputs, output_error_db, stats_for
+from residq_testing import layer_inputs, output_error_db, stats_for
 
 from residq.formats import dequantize
+from residq.formats.spec import FormatSpec
 from residq.methods.arhq import quantize_layer_arhq
 from residq.methods.rtn import quantize_layer_rtn
 from residq.methods.svdquant import ALPHA_GRID, quantize_layer_svdquant, smoothing_scales
 from residq.recipe import Recipe
+
+NVFP4 = FormatSpec(kind="nvfp4")
 
 
 @pytest.fixture(scope="module")

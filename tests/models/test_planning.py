@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import tiny_model
+from residq_testing import tiny_model
 
 from residq.api import quantize
 from residq.models.arch import architecture_of

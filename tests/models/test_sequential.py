@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import FAMILIES, tiny_model
+from residq_testing import FAMILIES, tiny_model
 
 from residq.api import quantize
 from residq.methods.stats import CalibrationDataError

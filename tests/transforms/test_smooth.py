@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import FAMILIES, tiny_model
+from residq_testing import FAMILIES, tiny_model
 
 from residq.formats.spec import FormatSpec
 from residq.models.arch import architecture_of, decoder_layers
