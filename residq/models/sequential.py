@@ -27,6 +27,7 @@ from residq.models.capture import BlockInputs, capture_block_inputs, run_block, 
 from residq.nn.quant_linear import QuantLinear
 from residq.recipe import Recipe
 from residq.transforms.registry import apply_block_transforms
+from residq.transforms.reorder import reordered
 
 
 class NonFiniteWeightError(ValueError):
@@ -61,10 +62,26 @@ def _collect_group_stats(
     recipe: Recipe, needs_residual: bool, device: torch.device,
 ) -> InputStats:
     first = get_submodule(block, group.linears[0])
-    stats = InputStats(first.in_features, name=f"{prefix}.{group.linears[0]}",
-                       act_quantizer=_act_quantizer(recipe) if needs_residual else None,
-                       seed=recipe.seed)
-    handle = first.register_forward_pre_hook(lambda module, args: stats.update(args[0]))
+    make_quantizer = handler_for(recipe.method).make_act_quantizer
+    quantizer = _act_quantizer(recipe) if needs_residual and make_quantizer is None else None
+    stats = _stats_pass(block, first, f"{prefix}.{group.linears[0]}", inputs, kwargs, recipe, quantizer, device)
+    if needs_residual and make_quantizer is not None:
+        # The deployed quantizer depends on first-pass statistics (e.g. ARCQuant's channel
+        # order and s): a second pass accumulates G and Ĥ_q under exactly that quantizer.
+        deployed = make_quantizer(recipe, stats)
+        if deployed is not None:
+            stats = _stats_pass(block, first, stats.name, inputs, kwargs, recipe, deployed, device)
+    return stats
+
+
+def _stats_pass(block, first, name, inputs, kwargs, recipe, quantizer, device) -> InputStats:
+    stats = InputStats(first.in_features, name=name, act_quantizer=quantizer, seed=recipe.seed)
+    transform = getattr(first, "transform_input", None)  # an online input rotation (QuaRot)
+
+    def hook(module, args):
+        stats.update(args[0] if transform is None else transform(args[0]))
+
+    handle = first.register_forward_pre_hook(hook)
     try:
         for chunk in inputs.hidden:
             run_block(block, chunk.to(device), kwargs)
@@ -117,6 +134,7 @@ def _quantize_group(
     held_out: torch.Tensor | None = None,
 ) -> list[LayerRecord]:
     handler = handler_for(recipe.method)
+    quantize_layer = reordered(handler.quantize_layer) if "reorder" in recipe.transforms else handler.quantize_layer
     records = []
     for path in group.linears:
         name = f"{prefix}.{path}"
@@ -127,13 +145,17 @@ def _quantize_group(
         bias = None if linear.bias is None else linear.bias.detach().float()
         _warn_ragged(name, linear.in_features, recipe)
         start = time.perf_counter()
-        layer = handler.quantize_layer(name, weight, bias, stats, recipe)
+        layer = quantize_layer(name, weight, bias, stats, recipe)
         module = QuantLinear.from_quantized(layer, linear.in_features).to(weight.device)
+        module.input_hadamard = bool(getattr(linear, "input_hadamard", False))
         set_submodule(block, path, module)
         info = dict(layer.info)
         if held_out is not None:
             with torch.no_grad():
-                reference = torch.nn.functional.linear(held_out.float(), weight, bias)
+                x_ref = held_out.float()
+                if getattr(linear, "transform_input", None) is not None:
+                    x_ref = linear.transform_input(x_ref)
+                reference = torch.nn.functional.linear(x_ref, weight, bias)
                 info["snr_db"] = output_snr_db(reference, module(held_out.to(weight.dtype)).float())
         records.append(LayerRecord(name, linear.in_features, linear.out_features,
                                    time.perf_counter() - start, info))

@@ -15,12 +15,16 @@ import torch
 from residq.formats import fake_quantize
 from residq.formats.spec import FormatSpec
 
+# Atom (Zhao et al. 2023): the reordered last ``outliers`` channels stay in INT8 per token.
+OUTLIER_SPEC = FormatSpec(kind="int", bits=8, granularity="token")
+
 
 def quantize_activation(
     x: torch.Tensor,
     spec: FormatSpec,
     global_scale: torch.Tensor | None = None,
     augmented: int = 0,
+    outliers: int = 0,
 ) -> torch.Tensor:
     """Quantize-dequantize activations.
 
@@ -29,11 +33,19 @@ def quantize_activation(
         spec: activation format.
         global_scale: NVFP4 static global scale, or None for dynamic (per call).
         augmented: number ``s`` of residual channels appended (ARCQuant); 0 = none.
+        outliers: Atom: the last ``outliers`` channels are quantized with ``OUTLIER_SPEC``
+            (INT8 per token) and the first ``K - outliers`` with ``spec``; 0 = none.
 
     Returns:
         float32 (N, K + augmented).
     """
     xf = x.float()
+    if outliers:
+        if augmented:
+            raise ValueError("activation: Atom outlier channels and ARCQuant augmentation do not combine")
+        k = xf.shape[-1]
+        head = fake_quantize(xf[..., : k - outliers], spec, global_scale) if outliers < k else xf[..., :0]
+        return torch.cat([head, fake_quantize(xf[..., k - outliers:], OUTLIER_SPEC)], dim=-1)
     q1 = fake_quantize(xf, spec, global_scale)
     if augmented == 0:
         return q1
