@@ -13,6 +13,7 @@ are skipped unless --force, so an interrupted run resumes.
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import json
 import platform
@@ -46,9 +47,20 @@ def activation_bits(recipe, records) -> float | None:
     return statistics.mean(values) if values else None
 
 
+_FLOAT_MODEL: dict = {}
+
+
+def fresh_float_model(name: str):
+    """The float model and tokenizer; loaded (GGUF dequantized) once per process, copied per run."""
+    if name not in _FLOAT_MODEL:
+        _FLOAT_MODEL[name] = load_any_model(name)[:2]
+    model, tokenizer = _FLOAT_MODEL[name]
+    return copy.deepcopy(model), tokenizer
+
+
 def run_one(label: str, args) -> dict:
     device = resolve_device(args.device)
-    model, tokenizer, _ = load_any_model(args.model)
+    model, tokenizer = fresh_float_model(args.model)
     row: dict = {"label": label, "model": args.model, "seqlen": args.seqlen, "calib": args.calib,
                  "calib_samples": args.calib_samples, "max_windows": args.max_windows,
                  "device": torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or "cpu",

@@ -26,7 +26,8 @@ from residq.eval.zeroshot import TASK_NAMES, evaluate_tasks
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_TASKS = "arc_easy,piqa,winogrande,boolq"
-TABLE_METRICS = ("acc", "acc_norm")
+TABLE_METRICS = ("acc", "acc_norm", "ppl", "exact_match")
+PPL_REL_TOLERANCE = 1e-4  # batch composition moves float32 sums in the last digits
 
 
 def load_smollm2(device: str):
@@ -58,22 +59,34 @@ def parse_args() -> argparse.Namespace:
 
 def cell(result: dict, metric: str) -> str:
     value = result.get(metric)
-    return "-" if value is None else f"{100 * value:.1f}"
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if metric == "ppl" else f"{100 * value:.1f}"
+
+
+def engines_agree(a: dict, b: dict) -> bool:
+    """Accuracies equal exactly; perplexities to ``PPL_REL_TOLERANCE``."""
+    if "ppl" in a and abs(a["ppl"] - b["ppl"]) > PPL_REL_TOLERANCE * a["ppl"]:
+        return False
+    return all(a.get(m) == b.get(m) for m in TABLE_METRICS if m != "ppl")
 
 
 def markdown_table(results: dict[str, dict[str, dict]]) -> str:
-    """One row per task; columns per engine and metric, plus whether the engines agree."""
+    """One row per task; columns per engine and metric, plus whether the engines agree.
+    Accuracies in %, perplexity as is."""
     engines = list(results)
-    header = ["task", "n"] + [f"{e} {m}" for e in engines for m in TABLE_METRICS]
+    first = results[engines[0]].values()
+    metrics = [m for m in TABLE_METRICS if any(m in result for result in first)]
+    header = ["task", "n"] + [f"{e} {m}" for e in engines for m in metrics]
     if len(engines) == 2:
         header.append("same")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for task in results[engines[0]]:
         row = [task, str(results[engines[0]][task]["n"])]
-        row += [cell(results[e][task], m) for e in engines for m in TABLE_METRICS]
+        row += [cell(results[e][task], m) for e in engines for m in metrics]
         if len(engines) == 2:
-            a, b = (results[e][task] for e in engines)
-            row.append("yes" if all(a.get(m) == b.get(m) for m in TABLE_METRICS) else "NO")
+            same = engines_agree(*(results[e][task] for e in engines))
+            row.append("yes" if same else "NO")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 

@@ -162,6 +162,16 @@ def _quantize_group(
     return records
 
 
+def _hidden_home(chunks: list[torch.Tensor], device: torch.device) -> torch.device:
+    """Where calibration hidden states wait between blocks: on the accelerator when they take
+    under a quarter of its free memory (no host round trips), else on the CPU."""
+    if device.type != "cuda":
+        return torch.device("cpu")
+    need = sum(c.numel() * c.element_size() for c in chunks)
+    free, _ = torch.cuda.mem_get_info(device)
+    return device if need < free // 4 else torch.device("cpu")
+
+
 @torch.no_grad()
 def quantize_model_sequential(
     model: nn.Module,
@@ -192,6 +202,9 @@ def quantize_model_sequential(
     inputs = capture_block_inputs(model, arch, input_ids, batch_size, device)
     held = (capture_block_inputs(model, arch, holdout_ids, holdout_ids.shape[0], device)
             if holdout_ids is not None else BlockInputs(hidden=[], layer_kwargs=[]))
+    home = _hidden_home(inputs.hidden + held.hidden, device)
+    inputs.hidden = [chunk.to(home) for chunk in inputs.hidden]
+    held.hidden = [chunk.to(home) for chunk in held.hidden]
     layers = decoder_layers(model, arch)
     records: list[LayerRecord] = []
     bar = tqdm(range(len(layers)), desc=f"quantize {recipe.name}", unit="block", disable=not progress)
@@ -212,8 +225,8 @@ def quantize_model_sequential(
                               group.producer, group.producer_is_norm)
             records.extend(_quantize_group(block, kept, prefix, stats, recipe, held_out))
             del stats, held_out
-        inputs.hidden = [run_block(block, chunk.to(device), kwargs).cpu() for chunk in inputs.hidden]
-        held.hidden = [run_block(block, chunk.to(device), held_kwargs).cpu() for chunk in held.hidden]
+        inputs.hidden = [run_block(block, chunk.to(device), kwargs).to(home) for chunk in inputs.hidden]
+        held.hidden = [run_block(block, chunk.to(device), held_kwargs).to(home) for chunk in held.hidden]
         layers[index] = block.cpu()
         if device.type == "cuda":
             torch.cuda.empty_cache()
