@@ -9,6 +9,7 @@ model=$1 data=$2 out=$3 limit=$4
 shift 4
 mkdir -p "$out"
 stream() {
+  local model=$1 data=$2 out=$3 jobs=$4
   while read -r name seqlen samples windows labels; do
     [ -z "$name" ] && continue
     case "$name" in \#*) continue ;; esac
@@ -17,9 +18,9 @@ stream() {
     python scripts/run_recipes.py --model "$model" --data-dir "$data" --device cuda \
       --recipes "$labels" --seqlen "$seqlen" --calib-samples "$samples" "${extra[@]}" --quiet \
       --out "$out/$name.jsonl" >>"$out/$name.log" 2>&1
-  done <"$1"
+  done <"$jobs"
 }
 for jobs in "$@"; do
-  timeout "$limit" bash -c "$(declare -f stream); stream '$jobs'" &
+  timeout "$limit" bash -c "$(declare -f stream); stream '$model' '$data' '$out' '$jobs'" &
 done
 wait

@@ -174,18 +174,18 @@ def write_task_configs(folder: Path, tasks: Sequence[str], limit: int | None, se
 
 def _task_result(task: str, results: dict) -> dict:
     if task == "mmlu":
-        subjects = {name[len(MMLU_GROUP) + 1:]: {"acc": values["acc,none"],
-                                                 "n": results["n-samples"][name]["effective"]}
+        subjects = {name[len(MMLU_GROUP) + 1:]: {"acc": float(values["acc,none"]),
+                                                 "n": int(results["n-samples"][name]["effective"])}
                     for name, values in results["results"].items()
                     if name.startswith(MMLU_GROUP + "_")}
         summary = aggregate_mmlu(subjects)
-        summary["acc"] = results["results"][MMLU_GROUP]["acc,none"]  # the harness's own mean
+        summary["acc"] = float(results["results"][MMLU_GROUP]["acc,none"])  # the harness's mean
         return summary
     values = results["results"][PREFIX + task]
     metrics = ("exact_match", "exact_match_flexible") if task == "gsm8k" else \
         LOGLIKELIHOOD_TASKS[task].metrics
-    summary = {metric: values[HARNESS_METRIC_KEYS[metric]] for metric in metrics}
-    summary["n"] = results["n-samples"][PREFIX + task]["effective"]
+    summary = {metric: float(values[HARNESS_METRIC_KEYS[metric]]) for metric in metrics}
+    summary["n"] = int(results["n-samples"][PREFIX + task]["effective"])
     return summary
 
 

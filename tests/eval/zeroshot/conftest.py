@@ -39,13 +39,13 @@ def make_llama(vocab_size: int, seed: int = 0, max_positions: int = 1024) -> Lla
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tokenizer):
+def tiny_llama(tokenizer):
     """Random tiny Llama (hidden 32, 2 layers) over the tokenizer's vocabulary."""
     return make_llama(len(tokenizer))
 
 
 @pytest.fixture(scope="session")
-def uniform_model(tokenizer):
+def uniform_llama(tokenizer):
     """Tiny Llama whose final norm is zero: every logit is 0, so every token has probability
     1 / vocab and a continuation of k tokens has log-likelihood exactly -k log(vocab)."""
     model = make_llama(len(tokenizer), seed=1)

@@ -52,9 +52,9 @@ def test_choice_doc_puts_the_delimiter_before_each_choice():
     assert doc.contexts == ("Question: x\nAnswer:",) * 2
 
 
-def test_the_choice_with_higher_likelihood_wins(tokenizer, tiny_model):
+def test_the_choice_with_higher_likelihood_wins(tokenizer, tiny_llama):
     doc = choice_doc("the quick brown fox", ["jumps over", "sat on the mat", "lazy dog"], gold=0)
-    (lls,) = score_choice_docs(tiny_model, tokenizer, [doc], progress=False)
+    (lls,) = score_choice_docs(tiny_llama, tokenizer, [doc], progress=False)
     best = max(range(3), key=lambda i: lls[i])
     hits = [choice_metrics([choice_doc(doc.contexts[0], doc.choices, gold)], [lls])["acc"]
             for gold in range(3)]
@@ -62,7 +62,7 @@ def test_the_choice_with_higher_likelihood_wins(tokenizer, tiny_model):
 
 
 def test_uniform_model_acc_prefers_fewer_tokens_and_acc_norm_more_chars_per_token(
-        tokenizer, uniform_model):
+        tokenizer, uniform_llama):
     # Under uniform next-token probabilities a choice's loglik is -tokens * log(vocab):
     # acc picks the fewest tokens, acc_norm the most characters per token.
     choices = ["z", "the quick brown fox jumps over the lazy dog"]
@@ -70,7 +70,7 @@ def test_uniform_model_acc_prefers_fewer_tokens_and_acc_norm_more_chars_per_toke
     tokens = [len(encode_pair(tokenizer, context, " " + c).continuation) for c in choices]
     assert tokens[0] < tokens[1] and tokens[0] / len(choices[0]) > tokens[1] / len(choices[1])
     docs = [choice_doc(context, choices, gold) for gold in (0, 1)]
-    lls = score_choice_docs(uniform_model, tokenizer, docs, progress=False)
+    lls = score_choice_docs(uniform_llama, tokenizer, docs, progress=False)
     assert lls[0] == pytest.approx([-t * math.log(len(tokenizer)) for t in tokens], rel=1e-6)
     assert choice_metrics(docs[:1], lls[:1], ("acc", "acc_norm")) == \
         {"acc": 1.0, "acc_norm": 0.0, "n": 1}
@@ -78,23 +78,23 @@ def test_uniform_model_acc_prefers_fewer_tokens_and_acc_norm_more_chars_per_toke
         {"acc": 0.0, "acc_norm": 1.0, "n": 1}
 
 
-def test_winogrande_style_docs_score_the_shared_continuation(tokenizer, tiny_model):
+def test_winogrande_style_docs_score_the_shared_continuation(tokenizer, tiny_llama):
     options = ("Sarah was a much better surgeon than Maria so Sarah",
                "Sarah was a much better surgeon than Maria so Maria")
     doc = ChoiceDoc(contexts=options, continuations=(" always got the harder cases.",) * 2,
                     choices=options, gold=1)
-    (lls,) = score_choice_docs(tiny_model, tokenizer, [doc], progress=False)
-    expected = [score_choice_docs(tiny_model, tokenizer,
+    (lls,) = score_choice_docs(tiny_llama, tokenizer, [doc], progress=False)
+    expected = [score_choice_docs(tiny_llama, tokenizer,
                                   [choice_doc(option, ["always got the harder cases."], 0)],
                                   progress=False)[0][0] for option in options]
     assert lls == pytest.approx(expected, abs=1e-5)
 
 
-def test_lambada_ppl_is_exp_of_minus_mean_doc_loglik(tokenizer, uniform_model):
+def test_lambada_ppl_is_exp_of_minus_mean_doc_loglik(tokenizer, uniform_llama):
     docs = [CompletionDoc("the quick brown fox jumps over the lazy", " dog"),
             CompletionDoc("Sarah was a much better surgeon than", " Maria")]
     tokens = [len(encode_pair(tokenizer, d.context, d.continuation).continuation) for d in docs]
-    result = score_completion_docs(uniform_model, tokenizer, docs, progress=False)
+    result = score_completion_docs(uniform_llama, tokenizer, docs, progress=False)
     mean_tokens = sum(tokens) / len(tokens)
     assert result["ppl"] == pytest.approx(len(tokenizer) ** mean_tokens, rel=1e-5)
     assert result["n"] == 2

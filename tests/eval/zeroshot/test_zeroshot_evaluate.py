@@ -41,8 +41,8 @@ def data_dir(tmp_path):
     return tmp_path
 
 
-def test_every_shipped_task_returns_its_metrics(data_dir, tokenizer, tiny_model):
-    results = evaluate_tasks(tiny_model, tokenizer, SHIPPED_TASKS, data_dir=data_dir,
+def test_every_shipped_task_returns_its_metrics(data_dir, tokenizer, tiny_llama):
+    results = evaluate_tasks(tiny_llama, tokenizer, SHIPPED_TASKS, data_dir=data_dir,
                              batch_size=4, progress=False)
     assert list(results) == SHIPPED_TASKS
     assert set(results["arc_easy"]) == {"acc", "acc_norm", "acc_bytes", "n"}
@@ -56,33 +56,33 @@ def test_every_shipped_task_returns_its_metrics(data_dir, tokenizer, tiny_model)
     json.dumps({"tasks": results})  # the JSON report
 
 
-def test_limit_scores_the_seeded_subset(data_dir, tokenizer, tiny_model):
-    result = evaluate_tasks(tiny_model, tokenizer, ["arc_easy"], limit=3, seed=5,
+def test_limit_scores_the_seeded_subset(data_dir, tokenizer, tiny_llama):
+    result = evaluate_tasks(tiny_llama, tokenizer, ["arc_easy"], limit=3, seed=5,
                             data_dir=data_dir, progress=False)["arc_easy"]
     docs = take_subset(load_task_docs("arc_easy", data_dir), 3, seed=5)
-    expected = choice_metrics(docs, score_choice_docs(tiny_model, tokenizer, docs,
+    expected = choice_metrics(docs, score_choice_docs(tiny_llama, tokenizer, docs,
                                                       progress=False),
                               ("acc", "acc_norm", "acc_bytes"))
     assert result == expected and result["n"] == 3
 
 
-def test_batch_size_does_not_change_results(data_dir, tokenizer, tiny_model):
-    one = evaluate_tasks(tiny_model, tokenizer, ["arc_easy", "winogrande"], data_dir=data_dir,
+def test_batch_size_does_not_change_results(data_dir, tokenizer, tiny_llama):
+    one = evaluate_tasks(tiny_llama, tokenizer, ["arc_easy", "winogrande"], data_dir=data_dir,
                          batch_size=1, progress=False)
-    many = evaluate_tasks(tiny_model, tokenizer, ["arc_easy", "winogrande"], data_dir=data_dir,
+    many = evaluate_tasks(tiny_llama, tokenizer, ["arc_easy", "winogrande"], data_dir=data_dir,
                           batch_size=16, progress=False)
     assert one == many
 
 
-def test_bad_arguments_are_reported(data_dir, tokenizer, tiny_model):
+def test_bad_arguments_are_reported(data_dir, tokenizer, tiny_llama):
     with pytest.raises(ValueError, match=r"unknown task\(s\) \['arc'\]"):
-        evaluate_tasks(tiny_model, tokenizer, ["arc"], data_dir=data_dir)
+        evaluate_tasks(tiny_llama, tokenizer, ["arc"], data_dir=data_dir)
     with pytest.raises(TypeError, match="list of names"):
-        evaluate_tasks(tiny_model, tokenizer, "arc_easy", data_dir=data_dir)
+        evaluate_tasks(tiny_llama, tokenizer, "arc_easy", data_dir=data_dir)
     with pytest.raises(ValueError, match="engine must be one of"):
-        evaluate_tasks(tiny_model, tokenizer, ["arc_easy"], engine="vllm", data_dir=data_dir)
+        evaluate_tasks(tiny_llama, tokenizer, ["arc_easy"], engine="vllm", data_dir=data_dir)
     with pytest.raises(ValueError, match="pass task_dir"):
-        evaluate_tasks(tiny_model, tokenizer, ["mmlu"], data_dir=data_dir)
+        evaluate_tasks(tiny_llama, tokenizer, ["mmlu"], data_dir=data_dir)
 
 
 def test_task_names_are_the_harness_names():
@@ -91,6 +91,6 @@ def test_task_names_are_the_harness_names():
 
 
 @pytest.mark.skipif(importlib.util.find_spec("lm_eval") is not None, reason="lm_eval installed")
-def test_harness_engine_without_lm_eval_says_how_to_install(data_dir, tokenizer, tiny_model):
+def test_harness_engine_without_lm_eval_says_how_to_install(data_dir, tokenizer, tiny_llama):
     with pytest.raises(ImportError, match="pip install lm_eval"):
-        evaluate_tasks(tiny_model, tokenizer, ["arc_easy"], engine="harness", data_dir=data_dir)
+        evaluate_tasks(tiny_llama, tokenizer, ["arc_easy"], engine="harness", data_dir=data_dir)

@@ -72,24 +72,24 @@ def naive_greedy(model, tokenizer, prompt, steps):
     return tokens[len(tokenizer.encode(prompt)):]
 
 
-def test_batched_left_padded_generation_equals_one_by_one(tokenizer, tiny_model):
+def test_batched_left_padded_generation_equals_one_by_one(tokenizer, tiny_llama):
     prompts = ["the quick brown fox", "Q: Which gas do plants take in?\nA:", "Sarah was"]
-    outputs = greedy_generate(tiny_model, tokenizer, prompts, stop=[], max_new_tokens=6,
+    outputs = greedy_generate(tiny_llama, tokenizer, prompts, stop=[], max_new_tokens=6,
                               batch_size=3, progress=False)
     for prompt, output in zip(prompts, outputs):
-        tokens = naive_greedy(tiny_model, tokenizer, prompt, 6)
+        tokens = naive_greedy(tiny_llama, tokenizer, prompt, 6)
         eos = tokenizer.eos_token_id
         expected = tokenizer.decode(tokens[: tokens.index(eos)] if eos in tokens else tokens)
         assert output == expected
 
 
-def test_generation_is_cut_at_a_stop_string(tokenizer, tiny_model):
+def test_generation_is_cut_at_a_stop_string(tokenizer, tiny_llama):
     prompt = "the quick brown fox"
-    full = greedy_generate(tiny_model, tokenizer, [prompt], stop=[], max_new_tokens=6,
+    full = greedy_generate(tiny_llama, tokenizer, [prompt], stop=[], max_new_tokens=6,
                            progress=False)[0]
     assert len(full) >= 3, "the tiny model should produce some text"
     stop = full[2:4]
-    cut = greedy_generate(tiny_model, tokenizer, [prompt], stop=[stop], max_new_tokens=6,
+    cut = greedy_generate(tiny_llama, tokenizer, [prompt], stop=[stop], max_new_tokens=6,
                           progress=False)[0]
     assert cut == full.split(stop)[0]
 

@@ -61,14 +61,14 @@ def folders(tmp_path_factory):
     return root, user
 
 
-def test_native_equals_harness_on_the_same_seeded_rows(folders, tokenizer, tiny_model):
+def test_native_equals_harness_on_the_same_seeded_rows(folders, tokenizer, tiny_llama):
     data_dir, task_dir = folders
     tasks = ["arc_easy", "piqa", "boolq", "copa", "winogrande", "lambada_openai", "hellaswag",
              "mmlu"]
     kwargs = {"limit": 4, "seed": 3, "batch_size": 4, "data_dir": data_dir,
               "task_dir": task_dir}
-    native = evaluate_tasks(tiny_model, tokenizer, tasks, progress=False, **kwargs)
-    harness = evaluate_tasks(tiny_model, tokenizer, tasks, engine="harness", **kwargs)
+    native = evaluate_tasks(tiny_llama, tokenizer, tasks, progress=False, **kwargs)
+    harness = evaluate_tasks(tiny_llama, tokenizer, tasks, engine="harness", **kwargs)
     for key in ("subjects", "categories"):  # per subject / category of MMLU
         for name, result in native["mmlu"].pop(key).items():
             assert harness["mmlu"][key].pop(name) == pytest.approx(result), name
@@ -79,9 +79,9 @@ def test_native_equals_harness_on_the_same_seeded_rows(folders, tokenizer, tiny_
         assert harness[task] == pytest.approx(native[task]), task
 
 
-def test_gsm8k_runs_through_both_engines(folders, tokenizer, tiny_model):
+def test_gsm8k_runs_through_both_engines(folders, tokenizer, tiny_llama):
     _, task_dir = folders
-    native = evaluate_tasks(tiny_model, tokenizer, ["gsm8k"], task_dir=task_dir, progress=False)
-    harness = evaluate_tasks(tiny_model, tokenizer, ["gsm8k"], task_dir=task_dir,
+    native = evaluate_tasks(tiny_llama, tokenizer, ["gsm8k"], task_dir=task_dir, progress=False)
+    harness = evaluate_tasks(tiny_llama, tokenizer, ["gsm8k"], task_dir=task_dir,
                              engine="harness")
     assert native == harness and native["gsm8k"]["n"] == 2

@@ -65,19 +65,19 @@ def test_average_is_weighted_by_subject_size():
                                     "stem": {"acc": pytest.approx(2 / 3), "n": 3}}
 
 
-def test_evaluate_mmlu_end_to_end_on_a_uniform_model(mmlu_dir, tokenizer, uniform_model):
+def test_evaluate_mmlu_end_to_end_on_a_uniform_model(mmlu_dir, tokenizer, uniform_llama):
     # Equal token counts for " A" .. " D" make every loglik equal; argmax keeps "A".
     counts = {len(encode_pair(tokenizer, "Answer:", f" {letter}").continuation)
               for letter in "ABCD"}
     assert len(counts) == 1
-    result = evaluate_mmlu(uniform_model, tokenizer, mmlu_dir, progress=False)
+    result = evaluate_mmlu(uniform_llama, tokenizer, mmlu_dir, progress=False)
     assert result["subjects"]["abstract_algebra"] == {"acc": pytest.approx(2 / 3), "n": 3}
     assert result["subjects"]["virology"] == {"acc": 1.0, "n": 1}
     assert result["acc"] == pytest.approx(0.75) and result["n"] == 4
 
 
-def test_limit_applies_per_subject(mmlu_dir, tokenizer, uniform_model):
-    result = evaluate_mmlu(uniform_model, tokenizer, mmlu_dir, limit=2, progress=False)
+def test_limit_applies_per_subject(mmlu_dir, tokenizer, uniform_llama):
+    result = evaluate_mmlu(uniform_llama, tokenizer, mmlu_dir, limit=2, progress=False)
     assert {s: r["n"] for s, r in result["subjects"].items()} == {"abstract_algebra": 2,
                                                                   "virology": 1}
 

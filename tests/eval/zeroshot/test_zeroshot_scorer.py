@@ -59,59 +59,59 @@ def test_empty_continuation_is_rejected(tokenizer):
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 16])
-def test_batched_scores_equal_unpadded_one_by_one(tokenizer, tiny_model, batch_size):
+def test_batched_scores_equal_unpadded_one_by_one(tokenizer, tiny_llama, batch_size):
     requests = [encode_pair(tokenizer, c, x) for c, x in PAIRS]
-    scores = score_requests(tiny_model, requests, batch_size=batch_size, progress=False)
+    scores = score_requests(tiny_llama, requests, batch_size=batch_size, progress=False)
     for request, (loglik, greedy) in zip(requests, scores):
-        expected_loglik, expected_greedy = reference_score(tiny_model, request)
+        expected_loglik, expected_greedy = reference_score(tiny_llama, request)
         assert loglik == pytest.approx(expected_loglik, abs=1e-4)
         assert greedy == expected_greedy
         assert loglik < 0
 
 
-def test_uniform_model_gives_minus_tokens_times_log_vocab(tokenizer, uniform_model):
+def test_uniform_model_gives_minus_tokens_times_log_vocab(tokenizer, uniform_llama):
     requests = [encode_pair(tokenizer, c, x) for c, x in PAIRS]
-    scores = score_requests(uniform_model, requests, batch_size=4, progress=False)
+    scores = score_requests(uniform_llama, requests, batch_size=4, progress=False)
     log_vocab = math.log(len(tokenizer))
     for request, (loglik, _) in zip(requests, scores):
         assert loglik == pytest.approx(-len(request.continuation) * log_vocab, rel=1e-6)
 
 
-def test_inputs_are_left_truncated_to_max_length(tokenizer, tiny_model):
+def test_inputs_are_left_truncated_to_max_length(tokenizer, tiny_llama):
     request = encode_pair(tokenizer, *PAIRS[5])
     max_length = len(request.continuation) + 3
     assert len(request.context) + len(request.continuation) > max_length + 1
-    (loglik, greedy), = score_requests(tiny_model, [request], max_length=max_length,
+    (loglik, greedy), = score_requests(tiny_llama, [request], max_length=max_length,
                                        progress=False)
-    expected = reference_score(tiny_model, request, max_length=max_length)
+    expected = reference_score(tiny_llama, request, max_length=max_length)
     assert loglik == pytest.approx(expected[0], abs=1e-4) and greedy == expected[1]
-    assert loglik != pytest.approx(reference_score(tiny_model, request)[0], abs=1e-4)
+    assert loglik != pytest.approx(reference_score(tiny_llama, request)[0], abs=1e-4)
 
 
-def test_greedy_flag_is_true_exactly_for_the_argmax_continuation(tokenizer, tiny_model):
+def test_greedy_flag_is_true_exactly_for_the_argmax_continuation(tokenizer, tiny_llama):
     context = tuple(tokenizer.encode("the quick brown fox"))
     tokens = list(context)
     with torch.no_grad():
         for _ in range(3):
-            tokens.append(int(tiny_model(torch.tensor([tokens])).logits[0, -1].argmax()))
+            tokens.append(int(tiny_llama(torch.tensor([tokens])).logits[0, -1].argmax()))
     greedy_request = TokenizedRequest(context, tuple(tokens[len(context):]))
     other_last = (tokens[-1] + 1) % len(tokenizer)
     other_request = TokenizedRequest(context, tuple(tokens[len(context):-1]) + (other_last,))
-    scores = score_requests(tiny_model, [greedy_request, other_request], progress=False)
+    scores = score_requests(tiny_llama, [greedy_request, other_request], progress=False)
     assert [greedy for _, greedy in scores] == [True, False]
     assert scores[0][0] > scores[1][0]
 
 
-def test_continuation_longer_than_max_length_is_rejected(tokenizer, tiny_model):
+def test_continuation_longer_than_max_length_is_rejected(tokenizer, tiny_llama):
     request = encode_pair(tokenizer, *PAIRS[5])
     with pytest.raises(ValueError, match="exceeds the model's max length"):
-        score_requests(tiny_model, [request], max_length=len(request.continuation) - 1)
+        score_requests(tiny_llama, [request], max_length=len(request.continuation) - 1)
 
 
-def test_max_length_comes_from_the_model_config(tokenizer, tiny_model):
-    assert resolve_max_length(tiny_model, tokenizer) == tiny_model.config.max_position_embeddings
+def test_max_length_comes_from_the_model_config(tokenizer, tiny_llama):
+    assert resolve_max_length(tiny_llama, tokenizer) == tiny_llama.config.max_position_embeddings
 
 
-def test_batch_size_must_be_positive(tokenizer, tiny_model):
+def test_batch_size_must_be_positive(tokenizer, tiny_llama):
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
-        score_requests(tiny_model, [encode_pair(tokenizer, *PAIRS[0])], batch_size=0)
+        score_requests(tiny_llama, [encode_pair(tokenizer, *PAIRS[0])], batch_size=0)
