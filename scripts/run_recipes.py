@@ -76,7 +76,8 @@ def run_one(label: str, args) -> dict:
             "recipe": recipe.to_dict(), "quant_seconds": result.seconds, "weight_bits": weight_bits(model),
             "act_bits": activation_bits(recipe, result.layers),
             "mean_layer_snr_db": statistics.mean(snrs) if snrs else None,
-            "layers": [{"name": r.name, "seconds": r.seconds, **r.info} for r in result.layers],
+            "layers": [{"name": r.name, "in_features": r.in_features, "out_features": r.out_features,
+                        "seconds": r.seconds, **r.info} for r in result.layers],
         })
     row["size_bytes"] = model_size_bytes(model)["total"]
     start = time.perf_counter()
