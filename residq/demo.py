@@ -10,7 +10,9 @@ from residq.presets import PRESETS
 from residq.recipe import load_recipe
 
 DEMO_RECIPES = ("w4a16-nvfp4-rtn", "w4a16-nvfp4-gptq", "w4a4-nvfp4-rtn")
-STRONGEST_FIRST = ("w4a4-nvfp4-flagship", "w4a4-nvfp4-arhq", "w4a4-nvfp4-arcquant")
+# W4A4 presets by measured WikiText-2 perplexity on smollm2-135m (docs/RESULTS.md, bars at
+# seqlen 512): SVDQuant 34.61 < ARHQ 34.88 < flagship 35.92 < ARCQuant 42.86 (FP 29.19).
+STRONGEST_FIRST = ("w4a4-nvfp4-svdquant", "w4a4-nvfp4-arhq", "w4a4-nvfp4-flagship", "w4a4-nvfp4-arcquant")
 
 
 def default_recipes() -> list[str]:
