@@ -66,3 +66,14 @@ def test_ragged_blocks_warn_with_the_layer_name():
     model = tiny_model("llama", hidden=40)  # 40 = 2 x 16 + 8: ragged NVFP4 block
     with pytest.warns(RaggedBlockWarning, match=r"model\.layers\.0\.self_attn\.q_proj: in_features=40"):
         quantize(model, PRESETS["w4a16-nvfp4-rtn"], torch.randint(0, 256, (2, 16)), device="cpu", progress=False)
+
+
+def test_eval_tasks_writes_task_scores_and_ppl(tiny_hf_dir, tmp_path):
+    report = tmp_path / "tasks.json"
+    assert main(["eval", str(tiny_hf_dir), "--ppl", "wikitext2", "--seqlen", "32", "--max-windows", "2",
+                 "--tasks", "arc_easy,winogrande", "--limit", "6", "--device", "cpu", "--json", str(report),
+                 "--quiet"]) == 0
+    data = json.loads(report.read_text())
+    assert data["tasks"]["arc_easy"]["n"] == 6 and 0 <= data["tasks"]["arc_easy"]["acc"] <= 1
+    assert data["tasks"]["winogrande"]["n"] == 6
+    assert data["ppl"]["wikitext2"] > 1
