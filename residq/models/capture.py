@@ -109,3 +109,16 @@ def run_block(block: nn.Module, hidden: torch.Tensor, kwargs: dict) -> torch.Ten
     """One decoder block's output hidden states (B, S, H), whatever its return type."""
     out = block(hidden, **kwargs)
     return out[0] if isinstance(out, tuple) else out
+
+
+@torch.no_grad()
+def feed_inputs_of(module: nn.Module, block: nn.Module, hidden: list[torch.Tensor], kwargs: dict,
+                   device: torch.device, consume) -> None:
+    """Run every calibration chunk through ``block`` and hand ``module``'s input (its first
+    positional argument, shape (..., K)) to ``consume`` on each call."""
+    handle = module.register_forward_pre_hook(lambda _module, args: consume(args[0]))
+    try:
+        for chunk in hidden:
+            run_block(block, chunk.to(device), kwargs)
+    finally:
+        handle.remove()

@@ -31,7 +31,7 @@ from residq.methods.lowrank import RANK_MULTIPLE, arhq_factors
 from residq.methods.stats import InputStats
 from residq.methods.svdquant import smoothing_scales
 from residq.models.arch import Architecture, InputGroup, decoder_layers, get_submodule
-from residq.models.capture import capture_block_inputs, run_block, to_device
+from residq.models.capture import capture_block_inputs, feed_inputs_of, run_block, to_device
 from residq.recipe import Recipe
 
 PLANNED_METHODS = ("arhq", "svdquant")
@@ -44,12 +44,7 @@ def _group_stats(block: nn.Module, group: InputGroup, hidden: list[torch.Tensor]
     spec = recipe.activation
     quantizer = (lambda x: fake_quantize(x.float(), spec)) if spec is not None else None
     stats = InputStats(first.in_features, act_quantizer=quantizer, sample_rows=0)
-    handle = first.register_forward_pre_hook(lambda module, args: stats.update(args[0]))
-    try:
-        for chunk in hidden:
-            run_block(block, chunk.to(device), kwargs)
-    finally:
-        handle.remove()
+    feed_inputs_of(first, block, hidden, kwargs, device, stats.update)
     return stats
 
 

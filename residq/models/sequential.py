@@ -23,7 +23,7 @@ from residq.formats import fake_quantize
 from residq.methods.registry import handler_for
 from residq.methods.stats import InputStats
 from residq.models.arch import Architecture, InputGroup, decoder_layers, get_submodule, set_submodule
-from residq.models.capture import BlockInputs, capture_block_inputs, run_block, to_device
+from residq.models.capture import BlockInputs, capture_block_inputs, feed_inputs_of, run_block, to_device
 from residq.nn.quant_linear import QuantLinear
 from residq.recipe import Recipe
 from residq.transforms.registry import apply_block_transforms
@@ -78,15 +78,10 @@ def _stats_pass(block, first, name, inputs, kwargs, recipe, quantizer, device) -
     stats = InputStats(first.in_features, name=name, act_quantizer=quantizer, seed=recipe.seed)
     transform = getattr(first, "transform_input", None)  # an online input rotation (QuaRot)
 
-    def hook(module, args):
-        stats.update(args[0] if transform is None else transform(args[0]))
+    def consume(x: torch.Tensor) -> None:
+        stats.update(x if transform is None else transform(x))
 
-    handle = first.register_forward_pre_hook(hook)
-    try:
-        for chunk in inputs.hidden:
-            run_block(block, chunk.to(device), kwargs)
-    finally:
-        handle.remove()
+    feed_inputs_of(first, block, inputs.hidden, kwargs, device, consume)
     return stats
 
 
@@ -113,12 +108,8 @@ def _capture_group_input(block: nn.Module, group: InputGroup, inputs: BlockInput
         return None
     seen: list[torch.Tensor] = []
     first = get_submodule(block, group.linears[0])
-    handle = first.register_forward_pre_hook(lambda module, args: seen.append(args[0].reshape(-1, args[0].shape[-1])))
-    try:
-        for chunk in inputs.hidden:
-            run_block(block, chunk.to(device), kwargs)
-    finally:
-        handle.remove()
+    feed_inputs_of(first, block, inputs.hidden, kwargs, device,
+                   lambda x: seen.append(x.reshape(-1, x.shape[-1])))
     return torch.cat(seen)
 
 

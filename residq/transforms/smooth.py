@@ -35,7 +35,7 @@ from torch import nn
 
 from residq.formats import dequantize, fake_quantize, quantize
 from residq.models.arch import Architecture, InputGroup, get_submodule
-from residq.models.capture import BlockInputs, run_block
+from residq.models.capture import BlockInputs, feed_inputs_of
 from residq.recipe import Recipe
 
 ALPHA_GRID = tuple(round(0.1 * i, 1) for i in range(11))
@@ -52,18 +52,13 @@ def group_activations(block: nn.Module, group: InputGroup, inputs: BlockInputs, 
     absmax = torch.zeros(first.in_features, device=device)
     rows: list[torch.Tensor] = []
 
-    def hook(module, args):
+    def consume(x: torch.Tensor) -> None:
         nonlocal absmax
-        x = args[0].detach().reshape(-1, args[0].shape[-1]).float()
+        x = x.detach().reshape(-1, x.shape[-1]).float()
         absmax = torch.maximum(absmax, x.abs().amax(dim=0))
         rows.append(x)
 
-    handle = first.register_forward_pre_hook(hook)
-    try:
-        for chunk in inputs.hidden:
-            run_block(block, chunk.to(device), kwargs)
-    finally:
-        handle.remove()
+    feed_inputs_of(first, block, inputs.hidden, kwargs, device, consume)
     sample = torch.cat(rows)
     stride = max(1, sample.shape[0] // SAMPLE_ROWS)
     return absmax, sample[::stride][:SAMPLE_ROWS]
