@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
+import os
+
 import torch
+
+if not torch.cuda.is_available():
+    # Triton reads this when it is first imported (transformers may import it early): without a
+    # GPU, the kernel tests run in Triton's CPU interpreter.
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
 from residq_testing import smollm2_tokenizer, tiny_model
 
 
