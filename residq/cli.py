@@ -132,8 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     commands = dict(COMMANDS)
     for module in _extra_command_modules():
         commands[module.__name__.rsplit(".", 1)[1]] = module.run
+    from residq.commands import transformers_bars
+
     try:
-        return commands[args.command](args)
+        with transformers_bars(enabled=not getattr(args, "quiet", False)):
+            return commands[args.command](args)
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"residq {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -4,9 +4,9 @@ and the float model, write ``DIR/report.md``, ``DIR/report.json`` and PNG plots.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import time
 
+from residq.commands import transformers_bars
 from residq.models.loading import DEFAULT_MODEL
 
 
@@ -60,21 +60,6 @@ def _settings(args: argparse.Namespace):
     )
 
 
-@contextlib.contextmanager
-def _transformers_bars(enabled: bool):
-    """Silence transformers' own bars (weight loading, GGUF conversion) under ``--quiet``."""
-    from transformers.utils import logging
-
-    was_enabled = logging.is_progress_bar_enabled()
-    if not enabled:
-        logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            logging.enable_progress_bar()
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the comparison; print the table and a summary line with the wall time."""
     from residq.eval.compare_run import run_comparison
@@ -83,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     settings = _settings(args)
-    with _transformers_bars(enabled=not args.quiet):
+    with transformers_bars(enabled=not args.quiet):
         comparison = run_comparison(settings)
     document = report_document(comparison.settings, comparison.rows, comparison.layer_snr, comparison.activations,
                                comparison.seconds)
