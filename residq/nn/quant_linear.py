@@ -13,8 +13,10 @@ Buffers (all saved in the checkpoint):
 Forward (reference path, any device): optional online Hadamard on the input (QuaRot's
 down_proj, config ``input_hadamard``), ``input_perm``, ``/ input_scale``; dequantize the weight
 once (cached per device and dtype), quantize-dequantize the activation (ARCQuant's
-``augmented`` residual channels, or Atom's ``act_outliers`` INT8 tail channels), and multiply
-in the input's dtype (fp32 accumulation on CPU and in cuBLAS). ``layer_config()`` is the JSON-able description that
+``augmented`` residual channels, or Atom's ``act_outliers`` INT8 tail channels), and multiply:
+weight-only layers in the input's dtype (fp32 accumulation on CPU and in cuBLAS); layers that
+quantize activations in float32 on the exactly dequantized operands, the output rounded once
+to the input's dtype (what the kernels compute, up to reduction order). ``layer_config()`` is the JSON-able description that
 ``from_config`` needs to rebuild an empty module before ``load_state_dict``.
 """
 
@@ -139,14 +141,18 @@ class QuantLinear(nn.Module):
             rows = rows[:, self.input_perm]
         if getattr(self, "input_scale", None) is not None:
             rows = rows / self.input_scale.to(rows.dtype)
-        operand = rows
-        if self.act_spec is not None:
+        if self.act_spec is None:
+            out = rows @ self.dequantized_weight(rows.dtype, rows.device).T
+        else:
+            # Both operands quantized: multiply the dequantized values in float32 and round the
+            # output once, as the W4A4 / W8A8 kernels do (they apply the global and per-token
+            # scales after an fp32 accumulation). Rounding ``code x block scale x global scale``
+            # to bf16 operands first would add an error no deployed kernel makes.
             operand = quantize_activation(
                 rows, self.act_spec, getattr(self, "act_global_scale", None), self.augmented,
                 self.act_outliers,
-            ).to(rows.dtype)
-        weight = self.dequantized_weight(rows.dtype, rows.device)
-        out = operand @ weight.T
+            )
+            out = (operand @ self.dequantized_weight(torch.float32, rows.device).T).to(rows.dtype)
         if getattr(self, "lowrank_a", None) is not None:
             a = self.lowrank_a.to(rows.dtype)
             b = self.lowrank_b.to(rows.dtype)

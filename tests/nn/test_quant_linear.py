@@ -41,3 +41,12 @@ def test_storage_is_packed_four_bit():
     module = QuantLinear.from_quantized(make_layer(bias=False), 64)
     # 24 x 64 codes at 4 bits + one E4M3 byte per 16 + the fp32 global scale
     assert module.storage_bytes() == 24 * 64 // 2 + 24 * 64 // 16 + 4
+
+
+def test_bf16_w4a4_reference_rounds_only_the_output():
+    """In bf16 the W4A4 product runs on the exact float32 operands (global scales included) and
+    only the output is rounded, as the kernels do; bf16 operands would each be rounded first."""
+    module = QuantLinear.from_quantized(make_layer(act=NVFP4, bias=False), 64)
+    x = torch.randn(9, 64).bfloat16()
+    expected = (fake_quantize(x.float(), NVFP4) @ dequantize(module.quantized_weight()).T).bfloat16()
+    assert torch.equal(module.to(torch.bfloat16)(x), expected)
