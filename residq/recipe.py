@@ -48,6 +48,9 @@ class Recipe:
         lowrank_dtype: storage of low-rank factors: ``float16``, ``bfloat16`` or ``int8``.
         smooth_alpha: SmoothQuant migration strength; None = search by output error.
         eig_floor: ARHQ: eigenvalues of G below ``eig_floor · λ_max`` are raised to it.
+        refit: ARHQ branches (also ARCQuant + ARHQ): once ``W - L`` is quantized, refit ``L``
+            to the whole layer error ``‖X Wᵀ - Q_x(X) W_qᵀ - X Lᵀ‖²`` from second moments
+            (``lowrank.refit_factors``); False keeps the paper's closed form alone.
         rank_plan: per-layer ranks ``((layer name, rank), ...)`` from the global budget planner
             (``models/planning.py``); filled by ``api.quantize`` when ``rank_budget`` is set.
         arc_align: ARCQuant alignment of the augmented channel count.
@@ -81,6 +84,7 @@ class Recipe:
     lowrank_dtype: str = "float16"
     smooth_alpha: float | None = 0.5
     eig_floor: float = 1e-6
+    refit: bool = False
     rank_plan: tuple[tuple[str, int], ...] = ()
     arc_align: int = 16
     arc_fraction: float | None = None

@@ -224,6 +224,12 @@ def quantize_layer_arcquant(
                                 act_order=recipe.act_order, static_groups=recipe.static_groups)
     else:
         qweight = rtn_quantize(target, recipe.weight)
+    if recipe.refit and lowrank_a is not None:
+        from residq.methods.lowrank import refit_factors
+
+        A, B, _ = refit_factors(weight_p, dequantize(qweight), pstats.hessian, pstats.cross_gram,
+                                lowrank_a.shape[1], recipe.eig_floor)
+        lowrank_a, lowrank_b = A.to(lowrank_a.dtype), B.to(lowrank_b.dtype)
     return QuantizedLayer(weight=augment_weight(qweight, s), bias=bias, act_spec=recipe.activation,
                           input_perm=perm.to(weight.device), augmented=s,
                           lowrank_a=lowrank_a, lowrank_b=lowrank_b, info=info)

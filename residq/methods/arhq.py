@@ -8,7 +8,9 @@ quantizer (``G = EᵀE / N``, ``Ĥ_q = Q_x(X)ᵀ Q_x(X)``):
 2. optional ridge ``G' = G + γ I`` with ``γ = ρ · ε_w · tr(Ĥ_q / N) / K`` (``Recipe.ridge``);
 3. the closed form ``L = B Aᵀ`` (``lowrank.arhq_factors``), stored in ``lowrank_dtype``;
 4. the residual ``W - L`` (with L as stored, so the rounding of the factors is compensated)
-   quantized by GPTQ on ``Ĥ_q`` (``residual="gptq"``) or by RTN.
+   quantized by GPTQ on ``Ĥ_q`` (``residual="gptq"``) or by RTN;
+5. optionally (``Recipe.refit``), the branch refitted to the whole layer error with ``W_q``
+   fixed (``lowrank.refit_factors``): residq's extension, measured in docs/RESULTS.md.
 
 Inference: ``Y = Q_x(X) Q_w(W - L)ᵀ + (X A) Bᵀ``. With r = 0 this is exactly RTN, or GPTQ on
 ``Ĥ_q`` (GPTQ run on the quantized inputs the deployed layer sees).
@@ -26,6 +28,7 @@ from residq.methods.gptq import gptq_quantize
 from residq.methods.lowrank import (
     adaptive_rank,
     arhq_factors,
+    refit_factors,
     branch_overhead,
     energy_kept,
     ridge_gamma,
@@ -137,10 +140,25 @@ def quantize_layer_arhq(
         residual = weight - stored.pop("L").to(weight.device)
     info["lowrank_seconds"] = time.perf_counter() - start
     qweight = quantize_residual(residual, stats.quantized_gram, recipe)
+    if recipe.refit and rank > 0:
+        stored = refit_branch(weight, qweight, stats, rank, recipe)
     layer = QuantizedLayer(weight=qweight, bias=bias, act_spec=recipe.activation,
                            lowrank_a=stored.get("lowrank_a"), lowrank_b=stored.get("lowrank_b"), info=info)
     attach_factor_scales(layer, stored)
     return layer
+
+
+def refit_branch(weight: torch.Tensor, qweight: QuantizedTensor, stats: InputStats, rank: int,
+                 recipe: Recipe) -> dict[str, torch.Tensor]:
+    """The stored factors (``store_factors`` keys, without ``L``) of the branch refitted to the
+    whole layer error with the quantized residual ``qweight`` (M, K) fixed."""
+    if stats.cross_gram is None:
+        raise ValueError(f"{stats.name}: refit needs Xᵀ Q_x(X), collected only under an activation quantizer")
+    w_q = dequantize(qweight)[:, : weight.shape[1]]
+    A, B, _ = refit_factors(weight, w_q, stats.hessian, stats.cross_gram, rank, recipe.eig_floor)
+    stored = store_factors(A, B, recipe.lowrank_dtype)
+    stored.pop("L")
+    return stored
 
 
 def attach_factor_scales(layer: QuantizedLayer, stored: dict[str, torch.Tensor]) -> None:

@@ -87,6 +87,54 @@ def arhq_factors(
     return A, B, sigma
 
 
+def refit_factors(
+    W: torch.Tensor,
+    W_q: torch.Tensor,
+    xtx: torch.Tensor,
+    x_xq: torch.Tensor,
+    rank: int,
+    eig_floor: float = 1e-6,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Refit the branch to the whole layer error once the residual weight is quantized.
+
+    ARHQ's closed form minimizes only the activation term ``‖E (W - L)ᵀ‖²``; the layer's
+    actual calibration error is (ALGORITHMS.md section 4, the "sound, complete" objective)
+
+        J(L) = ‖X Wᵀ - Q_x(X) W_qᵀ - X Lᵀ‖²_F,
+
+    which, with ``W_q`` fixed, is a reduced-rank regression of ``T = X Wᵀ - Q_x(X) W_qᵀ`` on
+    ``X``. It needs only second moments: ``Xᵀ T = H Wᵀ - (Xᵀ Q_x(X)) W_qᵀ``. With
+    ``H = XᵀX`` (eigenvalues floored at ``eig_floor · λ_max``) and
+    ``SVD(H^{-1/2} Xᵀ T) = U Σ Vᵀ``, the minimizer is ``Lᵀ = H^{-1/2} U_r Σ_r V_rᵀ``, i.e.
+    ``A = H^{-1/2} U_r`` (K, r), ``B = V_r Σ_r`` (M, r); J drops by ``Σ_{i≤r} σ_i²`` from
+    ``‖T‖²``. This is residq's extension of ARHQ (the branch then also absorbs the part of
+    the weight-quantization error that X amplifies most); it stays tied to second-moment
+    statistics, never to individual calibration rows.
+
+    Args:
+        W: float weight (M, K); W_q: its quantized residual, dequantized (M, K).
+        xtx: ``H = XᵀX`` (K, K); x_xq: ``Xᵀ Q_x(X)`` (K, K); both float64 sums over tokens.
+        rank: r, clipped to ``min(M, K)``.
+
+    Returns:
+        ``(A (K, r), B (M, r), sigma)`` float64, ``sigma`` every singular value of
+        ``H^{-1/2} Xᵀ T`` (descending).
+    """
+    M, K = W.shape
+    if W_q.shape != W.shape or xtx.shape != (K, K) or x_xq.shape != (K, K):
+        raise ValueError(f"refit_factors: W {tuple(W.shape)}, W_q {tuple(W_q.shape)}, XᵀX "
+                         f"{tuple(xtx.shape)} and XᵀQ(X) {tuple(x_xq.shape)} do not match")
+    H64 = xtx.detach().to(torch.float64)
+    device = H64.device
+    W64 = W.detach().to(device=device, dtype=torch.float64)
+    Wq64 = W_q.detach().to(device=device, dtype=torch.float64)
+    _, H_inv_half = floored_sqrt_pair(H64, eig_floor)
+    xt_target = H64 @ W64.T - x_xq.detach().to(device=device, dtype=torch.float64) @ Wq64.T
+    U, sigma, Vh = torch.linalg.svd(H_inv_half @ xt_target, full_matrices=False)
+    r = min(rank, sigma.numel())
+    return H_inv_half @ U[:, :r], Vh[:r].T * sigma[:r], sigma
+
+
 def svd_factors(W: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Plain truncated SVD of ``W`` (SVDQuant's branch, Li et al. 2024, arXiv 2411.05007).
 

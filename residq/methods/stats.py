@@ -6,13 +6,15 @@ share one). It holds:
 * ``xtx``: ``H = XᵀX`` (K x K, float64); GPTQ uses ``2H``, the factor does not matter.
 * ``absmax`` / ``abssum``: per-channel max and sum of ``|X|`` (K, float64), for reordering,
   smoothing and AWQ.
-* optionally, under an activation quantizer ``Q_x``: ``G = EᵀE`` with ``E = X - Q_x(X)`` and
-  ``Ĥ_q = Q_x(X)ᵀ Q_x(X)`` (ARHQ, ALGORITHMS.md section 4);
+* optionally, under an activation quantizer ``Q_x``: ``G = EᵀE`` with ``E = X - Q_x(X)``,
+  ``Ĥ_q = Q_x(X)ᵀ Q_x(X)`` (ARHQ, ALGORITHMS.md section 4) and the cross moment
+  ``Xᵀ Q_x(X)`` (the branch refit, ``lowrank.refit_factors``);
 * a uniform random sample of up to ``sample_rows`` rows of X (float32) for search-based
   methods and held-out error measurements.
 
 Memory: each K x K float64 matrix costs ``8 K²`` bytes (K = 4096: 128 MiB; K = 14336: 1.6 GiB),
-so ARHQ's three matrices on a 14336-wide input take 4.9 GiB. Rows are processed in chunks of
+so ARHQ's four matrices on a 14336-wide input take 6.6 GiB (on the accelerator while that
+block is calibrated, then freed). Rows are processed in chunks of
 ``chunk_rows`` so the transient memory is ``chunk_rows x K`` floats whatever N is.
 """
 
@@ -52,6 +54,7 @@ class InputStats:
         self.abssum: torch.Tensor | None = None
         self.residual_gram: torch.Tensor | None = None  # G * N
         self.quantized_gram: torch.Tensor | None = None  # Ĥ_q
+        self.cross_gram: torch.Tensor | None = None  # Xᵀ Q_x(X)
         self.sample: torch.Tensor | None = None
         self._sample_keys: torch.Tensor | None = None
         self._generator = torch.Generator().manual_seed(seed)
@@ -83,6 +86,7 @@ class InputStats:
             err = x64 - xq
             self.residual_gram += err.T @ err
             self.quantized_gram += xq.T @ xq
+            self.cross_gram += x64.T @ xq
 
     def _allocate(self, device: torch.device) -> None:
         k = self.k
@@ -92,6 +96,7 @@ class InputStats:
         if self.act_quantizer is not None:
             self.residual_gram = torch.zeros_like(self.xtx)
             self.quantized_gram = torch.zeros_like(self.xtx)
+            self.cross_gram = torch.zeros_like(self.xtx)
 
     def _update_sample(self, rows: torch.Tensor) -> None:
         """Keep a uniform sample of rows: each row gets a random key, the largest keys stay."""
@@ -132,7 +137,7 @@ class InputStats:
         return self.abssum / self.n
 
     def to(self, device: torch.device | str) -> InputStats:
-        for attr in ("xtx", "absmax", "abssum", "residual_gram", "quantized_gram"):
+        for attr in ("xtx", "absmax", "abssum", "residual_gram", "quantized_gram", "cross_gram"):
             value = getattr(self, attr)
             if value is not None:
                 setattr(self, attr, value.to(device))

@@ -60,7 +60,7 @@ def permute_stats(stats: InputStats, perm: torch.Tensor) -> InputStats:
     out.xtx = stats.xtx[dev_perm][:, dev_perm]
     out.absmax = stats.absmax[dev_perm]
     out.abssum = stats.abssum[dev_perm]
-    for attr in ("residual_gram", "quantized_gram"):
+    for attr in ("residual_gram", "quantized_gram", "cross_gram"):
         value = getattr(stats, attr)
         if value is not None:
             setattr(out, attr, value[dev_perm][:, dev_perm])

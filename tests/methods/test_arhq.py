@@ -126,3 +126,16 @@ def test_presets_and_rank_policies_parse():
     assert base.with_overrides(["rank_budget=0.05"]).rank_budget == 0.05
     with pytest.raises(ValueError, match="eig_floor must be in"):
         base.with_overrides(["eig_floor=0"])
+
+
+@pytest.mark.parametrize("fmt", ["nvfp4", "int4pc-int4tensor"])
+def test_refit_lowers_the_calibration_error_and_keeps_the_residual(problem, fmt):
+    w, x_cal, x_test = problem
+    weight_spec, act_spec = FORMATS[fmt]
+    stats = stats_for(x_cal, act_spec)
+    layers = {refit: quantize_layer_arhq("l", w, None, stats, Recipe(weight=weight_spec, activation=act_spec,
+                                                                   method="arhq", rank=16, refit=refit))
+              for refit in (False, True)}
+    assert torch.equal(layers[True].weight.codes, layers[False].weight.codes)
+    calibration = {refit: output_error_db(layer, w, x_cal) for refit, layer in layers.items()}
+    assert calibration[True] > calibration[False], calibration

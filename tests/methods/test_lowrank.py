@@ -9,6 +9,7 @@ from residq.methods.lowrank import (
     branch_overhead,
     energy_kept,
     floored_sqrt_pair,
+    refit_factors,
     residual_objective,
     ridge_gamma,
     svd_factors,
@@ -119,3 +120,43 @@ def test_branch_overhead():
     out = branch_overhead(100, 300, 10)
     assert out["params_pct"] == pytest.approx(100 * 10 * 400 / 30000)
     assert out["flops_pct"] == out["params_pct"]
+
+
+def refit_problem(m=9, k=12, n=400, seed=3):
+    """X (n, K), a crude quantizer's Q(X), W and a perturbed W_q, all float64."""
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, k, generator=g, dtype=torch.float64) @ torch.randn(k, k, generator=g, dtype=torch.float64)
+    Xq = torch.round(X * 2) / 2
+    W = torch.randn(m, k, generator=g, dtype=torch.float64)
+    W_q = torch.round(W * 4) / 4
+    return X, Xq, W, W_q
+
+
+def layer_error(X, Xq, W, W_q, L):
+    return float((X @ W.T - Xq @ W_q.T - X @ L.T).pow(2).sum())
+
+
+def test_refit_at_full_rank_is_the_least_squares_solution():
+    X, Xq, W, W_q = refit_problem()
+    A, B, _ = refit_factors(W, W_q, X.T @ X, X.T @ Xq, rank=9)
+    target = X @ W.T - Xq @ W_q.T
+    least_squares = torch.linalg.lstsq(X, target).solution.T  # L (M, K) minimizing ‖T - X Lᵀ‖
+    assert torch.allclose(B @ A.T, least_squares, atol=1e-8, rtol=1e-6)
+
+
+@pytest.mark.parametrize("rank", [1, 3, 5])
+def test_refit_drop_equals_sigma_and_beats_the_closed_form(rank):
+    X, Xq, W, W_q = refit_problem()
+    A, B, sigma = refit_factors(W, W_q, X.T @ X, X.T @ Xq, rank)
+    zero = layer_error(X, Xq, W, W_q, torch.zeros_like(W))
+    refit = layer_error(X, Xq, W, W_q, B @ A.T)
+    assert refit == pytest.approx(zero - float(sigma[:rank].pow(2).sum()), rel=1e-9)
+    E = X - Xq
+    A0, B0, _ = arhq_factors(W, E.T @ E / X.shape[0], rank)
+    assert refit < layer_error(X, Xq, W, W_q, B0 @ A0.T)
+
+
+def test_refit_shape_errors_are_specific():
+    X, Xq, W, W_q = refit_problem()
+    with pytest.raises(ValueError, match="do not match"):
+        refit_factors(W, W_q[:, :5], X.T @ X, X.T @ Xq, 2)
