@@ -99,10 +99,21 @@ class InputStats:
             self.cross_gram = torch.zeros_like(self.xtx)
 
     def _update_sample(self, rows: torch.Tensor) -> None:
-        """Keep a uniform sample of rows: each row gets a random key, the largest keys stay."""
+        """Keep a uniform sample of rows: each row gets a random key, the largest keys stay.
+
+        Rows whose key cannot enter the sample (below the smallest kept key, or outside the
+        chunk's own top ``sample_rows``) are dropped before anything leaves the device, so
+        only candidate rows are copied to the CPU.
+        """
         if self.sample_rows <= 0:
             return
         keys = torch.rand(rows.shape[0], generator=self._generator)
+        if self.sample is not None and self.sample.shape[0] >= self.sample_rows:
+            enters = keys > self._sample_keys.min()
+            keys, rows = keys[enters], rows[enters.to(rows.device)]
+        if keys.shape[0] > self.sample_rows:
+            top = keys.topk(self.sample_rows).indices.sort().values
+            keys, rows = keys[top], rows[top.to(rows.device)]
         cand = rows.float().cpu()
         if self.sample is not None:
             cand = torch.cat([self.sample, cand])
