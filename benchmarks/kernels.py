@@ -2,7 +2,7 @@
 
 Usage (on a CUDA machine)::
 
-    python benchmarks/kernels.py                      # everything, writes results/kernels-h100.json
+    python benchmarks/kernels.py                      # the bars' cases, writes results/kernels-h100.json
     python benchmarks/kernels.py --only w4a16 --ms 1 16
     python benchmarks/kernels.py --jobs 8             # compile kernels in 8 processes first
 
@@ -34,6 +34,8 @@ from residq.kernels.block_formats import block_size, quantize_blocks
 
 SHAPES = [(4096, 4096), (14336, 4096), (4096, 14336), (6144, 4096)]  # (N, K)
 MS = [1, 16, 128, 2048]
+# token counts per kernel family when --ms is not given: those the bars of issue 5 name
+DEFAULT_MS = {"w4a16": [1, 16], "w4a4": [2048], "w8a8": [2048], "act": [2048]}
 FORMATS = ["nvfp4", "mxfp4", "int4"]
 ROTATION_BYTES = 160 * 2**20  # > 3x the H100's 50 MB L2
 REPS, TRIALS = 20, 15
@@ -144,11 +146,16 @@ class Bench:
         return ms
 
     # ------------------------------------------------------------------ W4A16
-    def w4a16_configs(self, m: int, fmt: str) -> list[dict]:
-        bk = 128 if fmt == "int4" else 256
-        if m <= 16:
-            tiles = [(64, 16, 128, 4, 3), (64, 16, 128, 4, 5), (64, 16, bk, 4, 3)]
-        elif m <= 128:
+    def w4a16_configs(self, m: int, fmt: str, n: int = 0, k: int = 0) -> list[dict]:
+        if m <= 16:  # the default choice, then the skinny kernel's work splits and the tiled kernel
+            cfgs = [None]
+            if self.args.sweep:
+                auto = w4a16.skinny_config(m, n, k, fmt)["CH"]
+                cfgs += [{"kernel": "skinny", "num_warps": w, "R": 1, "CH": ch}
+                         for w, ch in ((4, 4), (4, 8), (4, 16), (8, auto))]
+                cfgs.append({"kernel": "tiled"})
+            return cfgs
+        if m <= 128:
             tiles = [(64, 128, 128, 4, 3), (128, 128, 128, 8, 3)]
         else:
             tiles = [(128, 128, 128, 8, 3), (128, 128, 128 if fmt == "int4" else 64, 8, 4)]
@@ -164,25 +171,20 @@ class Bench:
         x = self.randn(m, k)
         ref = w4a16.reference(x, packed0, fmt)
         best = None
-        for cfg in self.w4a16_configs(m, fmt):
-            splits = [None]
-            if self.args.sweep and m <= 16:
-                auto = w4a16.split_k_for(m, n, k, cfg)
-                splits = sorted({auto, max(1, auto // 2), auto * 2})
-            for split in splits:
-                full = dict(cfg, SPLIT_K=split) if split else dict(cfg)
-                name = f"w4a16 {fmt} M={m} N={n} K={k} {full}"
-                try:
-                    out = w4a16.launch(x, packed0, fmt, config=full)
-                except Exception as exc:  # noqa: BLE001 - a config that does not compile is skipped
-                    self.failures.append(f"{name}: {type(exc).__name__}: {str(exc)[:200]}")
-                    continue
-                if not self.check(name, out, ref, 2e-3):
-                    continue
-                ms = time_ms(lambda i, full=full: lambda: w4a16.launch(x, packs[i], fmt, config=full), sets)
-                self.sweep(kernel="w4a16", format=fmt, M=m, N=n, K=k, config=full, ms=ms)
-                if best is None or ms < best[0]:
-                    best = (ms, full)
+        for cfg in self.w4a16_configs(m, fmt, n, k):
+            full = w4a16.resolve_config(x, packed0, fmt, cfg)
+            name = f"w4a16 {fmt} M={m} N={n} K={k} {full}"
+            try:
+                out = w4a16.launch(x, packed0, fmt, config=full)
+            except Exception as exc:  # noqa: BLE001 - a config that does not compile is skipped
+                self.failures.append(f"{name}: {type(exc).__name__}: {str(exc)[:200]}")
+                continue
+            if not self.check(name, out, ref, 2e-3):
+                continue
+            ms = time_ms(lambda i, full=full: lambda: w4a16.launch(x, packs[i], fmt, config=full), sets)
+            self.sweep(kernel="w4a16", format=fmt, M=m, N=n, K=k, config=full, ms=ms)
+            if best is None or ms < best[0]:
+                best = (ms, full)
         if best:
             moved = nbytes(packed0) + 2 * (m * k + m * n)
             self.add("w4a16", fmt, m, n, k, best[0], moved, config=best[1])
@@ -277,6 +279,10 @@ class Bench:
             tiles += [{"block_rows": 32, "chunk_cols": 256, "num_warps": 4},
                       {"block_rows": 16, "chunk_cols": 512, "num_warps": 4},
                       {"block_rows": 32, "chunk_cols": 512, "num_warps": 8}]
+        if getattr(self.args, "warm", False):  # compile only: skip the (slow) CPU reference
+            for tile in tiles:
+                act_quant.launch(xs[0], fmt, perm=p, s=s, global_scale=g, lowrank_a=a, **tile)
+            return
         cpu = {key: None if v is None else v.cpu() for key, v in {"p": p, "g": g, "a": a}.items()}
         # the reference runs on the CPU: CUDA torch divides by Python floats through reciprocals
         ref = act_quant.reference(xs[0].cpu(), fmt, perm=cpu["p"], s=s, global_scale=cpu["g"],
@@ -316,27 +322,30 @@ def arc_s(k: int, block: int = 16) -> int:
 
 def work_units(args, shapes, ms):
     """(name, callable(bench)) in run order; a unit is the smallest piece a warm-up shard takes."""
+    family_ms = {family: (ms or default) for family, default in DEFAULT_MS.items()}
     units = []
     copy_gbps = {}
     units.append(("copy", lambda b: copy_gbps.setdefault("v", b.copy_bandwidth())))
+    gemm_ms = sorted({m for family in ("w4a16", "w4a4", "w8a8") if family in args.only
+                      for m in family_ms[family]})
     for n, k in shapes:
-        for m in ms:
+        for m in gemm_ms:
             units.append((f"bf16 {m} {n} {k}", lambda b, m=m, n=n, k=k: b.baseline(m, n, k)))
     if "w4a16" in args.only:
         for fmt in FORMATS:
             for n, k in shapes:
-                for m in ms:
+                for m in family_ms["w4a16"]:
                     units.append((f"w4a16 {fmt}", lambda b, f=fmt, m=m, n=n, k=k: b.run_w4a16(f, m, n, k)))
     if "w4a4" in args.only:
         for n, k in shapes:
-            for m in [m for m in ms if m >= 128]:
+            for m in [m for m in family_ms["w4a4"] if m >= 128]:
 
                 def w4a4_unit(b, m=m, n=n, k=k):
                     cfg = b.run_w4a4("nvfp4", m, n, k)
                     if cfg:
                         b.run_w4a4("nvfp4", m, n, k, s=arc_s(k), cfg_choice=cfg)
                         b.run_w4a4("nvfp4", m, n, k, rank=LOWRANK_RANK, cfg_choice=cfg)
-                        if m == max(ms):
+                        if m == max(family_ms["w4a4"]):
                             b.run_w4a4("mxfp4", m, n, k, cfg_choice=cfg)
                             b.run_w4a4("int4", m, n, k, cfg_choice=w4a4.default_config(m, n, "int4"))
 
@@ -344,15 +353,15 @@ def work_units(args, shapes, ms):
     if "w8a8" in args.only:
         for kind in ("fp8", "int8"):
             for n, k in shapes:
-                for m in ms:
+                for m in family_ms["w8a8"]:
                     units.append((f"w8a8 {kind}", lambda b, kd=kind, m=m, n=n, k=k: b.run_w8a8(kd, m, n, k)))
     if "act" in args.only:
         for fmt in FORMATS:
             for k in sorted({k for _, k in shapes}):
-                for m in ms:
+                for m in family_ms["act"]:
                     units.append((f"act {fmt}", lambda b, f=fmt, m=m, k=k: b.run_act_quant(
                         f, m, k, copy_gbps["v"])))
-                m = max(ms)
+                m = max(family_ms["act"])
                 extras = ({"static": True}, {"s": arc_s(k, block_size(fmt))}, {"perm": True},
                           {"rank": LOWRANK_RANK})
                 for extra in extras:
@@ -363,8 +372,8 @@ def work_units(args, shapes, ms):
 
 def warm_up_in_parallel(args) -> None:
     """Compile every kernel variant in ``args.jobs`` processes (Triton's disk cache keeps them)."""
-    cmd = [sys.executable, __file__, "--warm", "--of", str(args.jobs), "--only", *args.only,
-           "--ms", *map(str, args.ms)] + (["--sweep"] if args.sweep else [])
+    cmd = [sys.executable, __file__, "--warm", "--of", str(args.jobs), "--only", *args.only]
+    cmd += (["--ms", *map(str, args.ms)] if args.ms else []) + (["--sweep"] if args.sweep else [])
     procs = [subprocess.Popen(cmd + ["--shard", str(i)]) for i in range(args.jobs)]
     for proc in procs:
         proc.wait()
@@ -391,7 +400,8 @@ def print_table(rows) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", default=["w4a16", "w4a4", "w8a8", "act"])
-    parser.add_argument("--ms", nargs="+", type=int, default=MS)
+    parser.add_argument("--ms", nargs="+", type=int, default=None,
+                        help=f"token counts for every family (default: {DEFAULT_MS}; all: {MS})")
     parser.add_argument("--sweep", action="store_true", help="try several tile configs per case")
     parser.add_argument("--jobs", type=int, default=0, help="compile in this many processes first")
     parser.add_argument("--warm-only", action="store_true", help="only compile (with --jobs)")
@@ -406,9 +416,8 @@ def main() -> None:
         return
     global REPS, TRIALS, ROTATION_BYTES
     shapes = SHAPES
-    if args.warm:  # same kernel variants (same constexprs and specializations), tiny problems
+    if args.warm:  # same problems (same kernel variants), one call each, no rotation
         REPS, TRIALS, ROTATION_BYTES = 1, 1, 1
-        shapes = [(256, 4096)]
     bench = Bench(args)
     for index, (name, unit) in enumerate(work_units(args, shapes, args.ms)):
         if args.warm and index % args.of != args.shard and name != "copy":

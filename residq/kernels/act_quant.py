@@ -10,10 +10,12 @@ Computes, for activations ``X`` ``(M, K)`` (bf16/fp16/fp32):
    ``g2``, as ``residq.nn.activation`` does); the packed operand is ``[Q1 | Q2]``, K+s columns;
 4. optionally ARHQ's low-rank input ``X_perm @ A`` (``A`` ``(K, r)``) from the same read of X.
 
-Kernels: ``_amax_partials_kernel`` (max |X| per tile group), ``_residual_amax_kernel`` (NVFP4
-with s > 0: max |R|), ``_quantize_kernel`` (everything else, one pass; reads the partial maxima
-itself, so no host synchronisation and the whole call is CUDA-graph capturable). The quantize
-pass walks the tiles in reverse order, so it starts on the rows the amax pass left in L2.
+Kernels: ``_amax_kernel`` (NVFP4 dynamic scale: max |X| per program, the last program reduces
+them and writes g), ``_residual_amax_kernel`` (NVFP4 with s > 0: max |R|), ``_quantize_kernel``
+(everything else, one pass; reads g from device memory, so no host synchronisation and the
+whole call is CUDA-graph capturable). The quantize pass walks the tiles in reverse order, so it
+starts on the rows the amax pass left in L2. The amax pass keeps a ticket counter in a cached
+per-device workspace: calls must not run concurrently on two streams of one device.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ from residq.kernels.triton_codes import (
 from residq.kernels.triton_mma import mma
 
 FORMAT_IDS = {"nvfp4": 0, "mxfp4": 1, "int4": 2}
-MAX_PARTIALS = 256
+MAX_PARTIALS = 256  # residual-amax partials (one per row tile)
+AMAX_PROGRAMS = 1024  # programs (and partials) of the global-amax pass
+_amax_workspaces: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 _AMAX_ROWS, _AMAX_COLS = 8, 1024
 _NVFP4_DIVISOR = tl.constexpr(6.0 * 448.0)
 _FLOAT32_TINY = tl.constexpr(1.1754943508222875e-38)
@@ -135,7 +139,7 @@ def _load_block_tile(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm,
     """float32 ``[BM, NB, SB]`` of the source columns of output blocks ``blocks`` (col >= K maps
     to the residual's source col - S), and the output columns ``[NB, SB]``."""
     cols = blocks[:, None] * SB + tl.arange(0, SB)[None, :]
-    valid = cols < K + S
+    valid = cols < tl.multiple_of(K + S, SB)  # whole blocks in or out: vector loads
     src = tl.where(cols < K, cols, cols - S) if HAS_RESIDUAL else cols
     if HAS_PERM:
         src = tl.load(perm_ptr + src, mask=valid, other=0)
@@ -145,9 +149,13 @@ def _load_block_tile(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm,
 
 
 @triton.jit(do_not_specialize=["M", "n_programs"])
-def _amax_partials_kernel(x_ptr, partial_ptr, M, K, stride_xm, n_programs,
-                          BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
-    """partial[p] = max |x| over the tiles p, p + P, ... (row-major tiles of BLOCK_M x BLOCK_K)."""
+def _amax_kernel(x_ptr, partial_ptr, counter_ptr, g_ptr, M, K, stride_xm, n_programs,
+                 BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, MAX_P: tl.constexpr):
+    """NVFP4 dynamic global scale: ``g = amax(|x|) / 2688`` written to ``g_ptr``.
+
+    Program p takes the row-major tiles p, p + P, ... and writes its max to ``partial[p]``;
+    the last program to finish (an atomic ticket, reset by that program) reduces the partials.
+    """
     pid = tl.program_id(0)
     col_tiles = tl.cdiv(K, BLOCK_K)
     n_tiles = tl.cdiv(M, BLOCK_M) * col_tiles
@@ -159,16 +167,24 @@ def _amax_partials_kernel(x_ptr, partial_ptr, M, K, stride_xm, n_programs,
         x = tl.load(x_ptr + rows[:, None] * stride_xm + cols[None, :], mask=mask, other=0.0)
         running = tl.maximum(running, tl.abs(x.to(tl.float32)))
     tl.store(partial_ptr + pid, tl.max(tl.max(running, axis=1), axis=0))
+    tl.debug_barrier()
+    arrived = tl.atomic_add(counter_ptr, 1, sem="acq_rel", scope="gpu")
+    if arrived == n_programs - 1:
+        offs = tl.arange(0, MAX_P)
+        partials = tl.load(partial_ptr + offs, mask=offs < n_programs, other=0.0, cache_modifier=".cg")
+        amax = tl.max(partials, axis=0)
+        g = tl.maximum(tl.math.div_rn(amax, _NVFP4_DIVISOR), _FLOAT32_TINY)
+        tl.store(g_ptr, tl.where(amax > 0, g, 1.0))
+        tl.atomic_xchg(counter_ptr, 0, sem="relaxed", scope="gpu")
 
 
-@triton.jit(do_not_specialize=["n_partials", "M", "S"])
-def _residual_amax_kernel(x_ptr, perm_ptr, partial_ptr, n_partials, static_g_ptr, out_partial_ptr,
-                          M, K, S, stride_xm, DYNAMIC: tl.constexpr, HAS_PERM: tl.constexpr,
-                          BLOCK_M: tl.constexpr, NB: tl.constexpr, MAX_P: tl.constexpr,
+@triton.jit(do_not_specialize=["M", "S"])
+def _residual_amax_kernel(x_ptr, perm_ptr, g_ptr, out_partial_ptr, M, K, S, stride_xm,
+                          HAS_PERM: tl.constexpr, BLOCK_M: tl.constexpr, NB: tl.constexpr,
                           FAST_DIV: tl.constexpr):
     """out_partial[p] = max |R| of NVFP4 stage 1 over row tile p and the last S columns."""
     pid = tl.program_id(0)
-    g = _global_scale(partial_ptr, n_partials, MAX_P) if DYNAMIC else tl.load(static_g_ptr)
+    g = tl.load(g_ptr)
     rows = pid * BLOCK_M + tl.arange(0, BLOCK_M)
     running = tl.zeros([BLOCK_M, NB, 16], dtype=tl.float32)
     for b0 in range(K // 16, (K + S) // 16, NB):
@@ -179,14 +195,14 @@ def _residual_amax_kernel(x_ptr, perm_ptr, partial_ptr, n_partials, static_g_ptr
     tl.store(out_partial_ptr + pid, tl.max(tl.max(tl.max(running, axis=2), axis=1), axis=0))
 
 
-@triton.jit(do_not_specialize=["n_partials", "n_res_partials", "M", "S", "R", "n_chunks",
+@triton.jit(do_not_specialize=["n_res_partials", "M", "S", "R", "n_chunks",
                              "chunks_per_program", "n_units"])
 def _quantize_kernel(
-    x_ptr, perm_ptr, codes_ptr, scale_ptr, partial_ptr, n_partials, res_partial_ptr,
-    n_res_partials, g_ptr, g_res_ptr, a_ptr, xa_ptr,
+    x_ptr, perm_ptr, codes_ptr, scale_ptr, res_partial_ptr, n_res_partials, g_ptr, g_res_ptr,
+    a_ptr, xa_ptr,
     M, K, S, stride_xm, R, n_chunks, chunks_per_program, n_units,
     FMT: tl.constexpr, SB: tl.constexpr, NB: tl.constexpr, BLOCK_M: tl.constexpr,
-    HAS_PERM: tl.constexpr, DYNAMIC: tl.constexpr, RESIDUAL_G: tl.constexpr,
+    HAS_PERM: tl.constexpr, RESIDUAL_G: tl.constexpr,
     HAS_XA: tl.constexpr, R_PAD: tl.constexpr, MAX_P: tl.constexpr, F32_DOT: tl.constexpr,
     HAS_RESIDUAL: tl.constexpr, FAST_DIV: tl.constexpr,
 ):
@@ -198,16 +214,13 @@ def _quantize_kernel(
     first_chunk = (unit % n_units_per_row_tile) * chunks_per_program
     g = 1.0
     if FMT == 0:
-        g = _global_scale(partial_ptr, n_partials, MAX_P) if DYNAMIC else tl.load(g_ptr)
+        g = tl.load(g_ptr)  # static, or written by _amax_kernel
     g2 = g
     if RESIDUAL_G:
         g2 = _global_scale(res_partial_ptr, n_res_partials, MAX_P)
-    if unit == last:
-        if DYNAMIC:
-            tl.store(g_ptr, g)
-        if RESIDUAL_G:
+        if unit == last:
             tl.store(g_res_ptr, g2)
-    KS = K + S
+    KS = tl.multiple_of(K + S, SB)
     xa = tl.zeros([BLOCK_M, R_PAD], dtype=tl.float32)
     for chunk in range(first_chunk, tl.minimum(first_chunk + chunks_per_program, n_chunks)):
         blocks = chunk * NB + tl.arange(0, NB)
@@ -223,8 +236,9 @@ def _quantize_kernel(
         packed = (even | (odd << 4)).to(tl.uint8)
         byte_cols = blocks[:, None] * (SB // 2) + tl.arange(0, SB // 2)[None, :]
         row_ok = (rows < M)[:, None, None]
-        tl.store(codes_ptr + rows[:, None, None] * (KS // 2) + byte_cols[None, :, :], packed,
-                 mask=row_ok & (byte_cols < KS // 2)[None, :, :])
+        KS2 = tl.multiple_of(KS // 2, SB // 2)
+        tl.store(codes_ptr + rows[:, None, None] * KS2 + byte_cols[None, :, :], packed,
+                 mask=row_ok & (byte_cols < KS2)[None, :, :])
         tl.store(scale_ptr + rows[:, None] * (KS // SB) + blocks[None, :], stored,
                  mask=(rows < M)[:, None] & (blocks < KS // SB)[None, :])
         if HAS_XA:
@@ -238,6 +252,16 @@ def _quantize_kernel(
         r_offs = tl.arange(0, R_PAD)
         tl.store(xa_ptr + rows[:, None] * R + r_offs[None, :], xa.to(xa_ptr.dtype.element_ty),
                  mask=(rows < M)[:, None] & (r_offs < R)[None, :])
+
+
+def _amax_workspace(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cached partial maxima and the zeroed ticket counter (reset by the kernel)."""
+    held = _amax_workspaces.get(device)
+    if held is None:
+        held = (torch.empty(AMAX_PROGRAMS, dtype=torch.float32, device=device),
+                torch.zeros(1, dtype=torch.int32, device=device))
+        _amax_workspaces[device] = held
+    return held
 
 
 def _check_inputs(x: torch.Tensor, fmt: str, perm, s: int, lowrank_a) -> None:
@@ -286,14 +310,13 @@ def launch(
     g = torch.empty((), dtype=torch.float32, device=device)
     if fmt == "nvfp4" and global_scale is not None:
         g = global_scale.to(device=device, dtype=torch.float32).reshape(())
-    partials = torch.empty(MAX_PARTIALS, dtype=torch.float32, device=device)
-    n_partials = 1
     if dynamic:
         tiles = triton.cdiv(m, _AMAX_ROWS) * triton.cdiv(k, _AMAX_COLS)
-        n_partials = min(tiles, MAX_PARTIALS)
-        _amax_partials_kernel[(n_partials,)](x, partials, m, k, x.stride(0), n_partials,
-                                             BLOCK_M=_AMAX_ROWS, BLOCK_K=_AMAX_COLS,
-                                             enable_fp_fusion=False)
+        n_programs = min(tiles, AMAX_PROGRAMS)
+        partials, counter = _amax_workspace(device)
+        _amax_kernel[(n_programs,)](x, partials, counter, g, m, k, x.stride(0), n_programs,
+                                    BLOCK_M=_AMAX_ROWS, BLOCK_K=_AMAX_COLS, MAX_P=AMAX_PROGRAMS,
+                                    enable_fp_fusion=False)
     residual_g = fmt == "nvfp4" and s > 0
     res_partials = torch.empty(MAX_PARTIALS, dtype=torch.float32, device=device)
     g_res = torch.empty((), dtype=torch.float32, device=device)
@@ -302,9 +325,9 @@ def launch(
     perm_arg = perm.to(device) if perm is not None else codes
     if residual_g:
         _residual_amax_kernel[(n_res_partials,)](
-            x, perm_arg, partials, n_partials, g, res_partials, m, k, s, x.stride(0),
-            DYNAMIC=dynamic, HAS_PERM=perm is not None, BLOCK_M=res_rows,
-            NB=8, MAX_P=MAX_PARTIALS, FAST_DIV=fast_div, enable_fp_fusion=False,
+            x, perm_arg, g, res_partials, m, k, s, x.stride(0),
+            HAS_PERM=perm is not None, BLOCK_M=res_rows, NB=8, FAST_DIV=fast_div,
+            enable_fp_fusion=False,
         )
     nb = max(1, chunk_cols // sb)
     n_chunks = triton.cdiv((k + s) // sb, nb)
@@ -315,10 +338,10 @@ def launch(
     a_arg = lowrank_a.to(device=device, dtype=x.dtype).contiguous() if has_xa else x
     units = triton.cdiv(m, block_rows) * triton.cdiv(n_chunks, chunks_per_program)
     _quantize_kernel[(units,)](
-        x, perm_arg, codes, scale, partials, n_partials, res_partials, n_res_partials, g, g_res,
+        x, perm_arg, codes, scale, res_partials, n_res_partials, g, g_res,
         a_arg, xa, m, k, s, x.stride(0), r, n_chunks, chunks_per_program, units,
         FMT=fmt_id, SB=sb, NB=nb, BLOCK_M=block_rows, HAS_PERM=perm is not None,
-        DYNAMIC=dynamic, RESIDUAL_G=residual_g, HAS_XA=has_xa,
+        RESIDUAL_G=residual_g, HAS_XA=has_xa,
         R_PAD=max(16, triton.next_power_of_2(max(r, 1))), MAX_P=MAX_PARTIALS,
         F32_DOT=device.type == "cpu", HAS_RESIDUAL=s > 0, FAST_DIV=fast_div, num_warps=num_warps,
         enable_fp_fusion=False,  # no FMA contraction: x - (q * s) * g exactly as the reference

@@ -42,16 +42,49 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("fmt, dtype", [("nvfp4", torch.bfloat16), ("nvfp4", torch.float16),
-                                        ("mxfp4", torch.bfloat16), ("int4", torch.bfloat16),
-                                        ("int4", torch.float16)])
+FORMATS = [("nvfp4", torch.bfloat16), ("nvfp4", torch.float16), ("mxfp4", torch.bfloat16),
+           ("int4", torch.bfloat16), ("int4", torch.float16)]
+
+
+@pytest.mark.parametrize("fmt, dtype", FORMATS)
 @pytest.mark.parametrize("m, n, k, cfg", CASES)
-def test_matches_reference(fmt, dtype, m, n, k, cfg):
+def test_tiled_matches_reference(fmt, dtype, m, n, k, cfg):
     if fmt == "int4":
         cfg = dict(cfg, BLOCK_K=128)
     x, packed = _problem(fmt, m, n, k, dtype)
-    out = w4a16.launch(x, packed, fmt, config=dict(cfg, num_warps=4, num_stages=2))
+    out = w4a16.launch(x, packed, fmt, config=dict(cfg, kernel="tiled", num_warps=4, num_stages=2))
     assert out.shape == (m, n) and out.dtype == dtype
+    assert_within_one_ulp(out, w4a16.reference(x, packed, fmt))
+
+
+SKINNY_CASES = [
+    # (M, N, K, config): one / two token tiles, ragged N, segments not a multiple of CH, split-K
+    (1, 40, 384, {"kernel": "skinny", "num_warps": 1, "CH": 2}),
+    (5, 72, 256, {"kernel": "skinny", "num_warps": 2, "CH": 1}),
+    (12, 24, 512, {"kernel": "skinny", "num_warps": 1, "CH": 4}),
+]
+
+
+@pytest.mark.parametrize("fmt, dtype", FORMATS)
+@pytest.mark.parametrize("m, n, k, cfg", SKINNY_CASES)
+def test_skinny_matches_reference(fmt, dtype, m, n, k, cfg):
+    x, packed = _problem(fmt, m, n, k, dtype)
+    assert w4a16.skinny_supported(x, packed, fmt)
+    out = w4a16.launch(x, packed, fmt, config=cfg)
+    assert out.shape == (m, n) and out.dtype == dtype
+    assert_within_one_ulp(out, w4a16.reference(x, packed, fmt))
+    again = w4a16.launch(x, packed, fmt, config=cfg)  # the split-K workspace resets itself
+    assert torch.equal(out, again)
+
+
+@pytest.mark.skipif(DEVICE is None or DEVICE.type != "cuda", reason="inline PTX runs on the GPU only")
+@pytest.mark.parametrize("fmt, dtype", FORMATS)
+@pytest.mark.parametrize("m, cfg", [(1, {}), (7, {"num_warps": 8, "R": 2, "CH": 4}), (16, {}),
+                                    (9, {"num_warps": 4, "R": 1, "CH": 16})])
+def test_skinny_ptx_matches_reference(fmt, dtype, m, cfg):
+    """The MMA-fragment PTX path (GPU only) on shapes with several programs per row block."""
+    x, packed = _problem(fmt, m, 200, 2048, dtype, seed=4)
+    out = w4a16.launch(x, packed, fmt, config=dict(cfg, kernel="skinny"))
     assert_within_one_ulp(out, w4a16.reference(x, packed, fmt))
 
 
@@ -59,9 +92,20 @@ def test_matches_reference(fmt, dtype, m, n, k, cfg):
 @pytest.mark.parametrize("fmt", ["nvfp4", "mxfp4", "int4"])
 def test_ptx_decode_equals_plain_decode(fmt):
     x, packed = _problem(fmt, 16, 128, 1024, torch.bfloat16, seed=3)
-    fast = w4a16.launch(x, packed, fmt, use_asm=True)
-    plain = w4a16.launch(x, packed, fmt, use_asm=False)
+    fast = w4a16.launch(x, packed, fmt, config={"kernel": "tiled"}, use_asm=True)
+    plain = w4a16.launch(x, packed, fmt, config={"kernel": "tiled"}, use_asm=False)
     assert torch.equal(fast, plain)
+
+
+def test_default_kernel_choice():
+    x, packed = _problem("nvfp4", 1, 32, 256, torch.bfloat16)
+    assert w4a16.resolve_config(x, packed, "nvfp4")["kernel"] == "skinny"
+    x16, packed16 = _problem("nvfp4", 16, 32, 256, torch.bfloat16)
+    assert w4a16.resolve_config(x16, packed16, "nvfp4")["kernel"] == "tiled"
+    x_odd, packed_odd = _problem("nvfp4", 1, 32, 208, torch.bfloat16)  # K % 128 != 0
+    assert w4a16.resolve_config(x_odd, packed_odd, "nvfp4")["kernel"] == "tiled"
+    with pytest.raises(ValueError, match="skinny kernel needs"):
+        w4a16.resolve_config(x_odd, packed_odd, "nvfp4", {"kernel": "skinny"})
 
 
 def test_rejects_bad_inputs():
@@ -73,4 +117,40 @@ def test_rejects_bad_inputs():
         w4a16.check_packed(packed, "nvfp4", 32, 256)
     with pytest.raises(ValueError, match="BLOCK_K=128"):
         x4, p4 = _problem("int4", 2, 32, 256, torch.bfloat16)
-        w4a16.launch(x4, p4, "int4", config={"BLOCK_K": 256})
+        w4a16.launch(x4, p4, "int4", config={"kernel": "tiled", "BLOCK_K": 256})
+
+
+@pytest.mark.parametrize("fmt, tiles, warps, rows, chunks", [(0, 1, 4, 1, 8), (1, 1, 1, 1, 2), (2, 2, 2, 1, 4),
+                                                             (1, 2, 8, 2, 4)])
+def test_skinny_fragment_layout(fmt, tiles, warps, rows, chunks):
+    """The PTX of ``_skinny_kernel`` assumes lane = p % 32, warp = (p // 32) % W for its [P, 2]
+    operands (one MMA fragment per call). Check the layout Triton gives them, compiling for
+    sm_90 without a GPU (no CUDA needed; skipped where the compiler cannot run)."""
+    import re
+
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    fn = w4a16._skinny_kernel
+    constexprs = {"FMT": fmt, "T": tiles, "R": rows, "CH": chunks, "SPLIT": 2, "W": warps, "BF16": True,
+                  "USE_ASM": True, "PTX": w4a16.skinny_mma_ptx(fmt, True, tiles)}
+    signature = {"x_ptr": "*bf16", "codes_ptr": "*u8", "scale_ptr": "*fp16" if fmt == 2 else "*u8",
+                 "g_ptr": "*fp32", "out_ptr": "*bf16", "ws_ptr": "*fp32", "counter_ptr": "*i32",
+                 "zero_ptr": "*u8", "M": "i32", "N": "i32", "K": "i32", "stride_xm": "i32", "stride_om": "i32"}
+    signature.update({name: "constexpr" for name in constexprs})
+    attrs = {(i,): [["tt.divisibility", 16]] for i in range(13) if i != 8}
+    source = ASTSource(fn=fn, signature=signature, attrs=attrs,
+                       constexprs={(fn.arg_names.index(k),): v for k, v in constexprs.items()})
+    try:
+        compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32),
+                                  options={"num_warps": warps, "num_stages": 1})
+    except Exception as exc:  # noqa: BLE001 - e.g. no ptxas with this Triton build
+        pytest.skip(f"cannot compile for sm_90 here: {type(exc).__name__}: {str(exc)[:100]}")
+    ir = compiled.asm["ttgir"]
+    layouts = dict(re.findall(r"^#(\w+) = (#ttg\.\w+<.*>)$", ir, re.MULTILINE))
+    used = set(re.findall(r"elementwise_inline_asm .*? : tensor<\d+x2xi64, #(\w+)>", ir))
+    assert used
+    for name in used:
+        assert "sizePerThread = [1, " in layouts[name], layouts[name]
+        assert f"threadsPerWarp = [32, 1], warpsPerCTA = [{warps}, 1]" in layouts[name], layouts[name]
