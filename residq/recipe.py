@@ -51,9 +51,6 @@ class Recipe:
         refit: ARHQ branches (also ARCQuant + ARHQ): once ``W - L`` is quantized, refit ``L``
             to the whole layer error ``‖X Wᵀ - Q_x(X) W_qᵀ - X Lᵀ‖²`` from second moments
             (``lowrank.refit_factors``); False keeps the paper's closed form alone.
-        gptq_target: what low-rank methods' residual quantizer aims at: ``weight`` (``W - L``) or
-            ``output`` (the weight that best reproduces the float output from quantized
-            activations, ``residq.methods.output_target``).
         rank_plan: per-layer ranks ``((layer name, rank), ...)`` from the global budget planner
             (``models/planning.py``); filled by ``api.quantize`` when ``rank_budget`` is set.
         arc_align: ARCQuant alignment of the augmented channel count.
@@ -88,7 +85,6 @@ class Recipe:
     smooth_alpha: float | None = 0.5
     eig_floor: float = 1e-6
     refit: bool = False
-    gptq_target: str = "weight"
     rank_plan: tuple[tuple[str, int], ...] = ()
     arc_align: int = 16
     arc_fraction: float | None = None
@@ -123,8 +119,6 @@ class Recipe:
             raise ValueError(f"eig_floor must be in (0, 1), got {self.eig_floor}")
         if self.smooth_alpha is not None and not 0 <= self.smooth_alpha <= 1:
             raise ValueError(f"smooth_alpha must be in [0, 1] or None, got {self.smooth_alpha}")
-        if self.gptq_target not in ("weight", "output"):
-            raise ValueError(f"gptq_target must be 'weight' or 'output', got {self.gptq_target!r}")
         if self.arc_align < 1:
             raise ValueError(f"arc_align must be positive, got {self.arc_align}")
         if self.arc_fraction is not None and not 0 <= self.arc_fraction <= 1:

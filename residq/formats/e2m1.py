@@ -12,6 +12,8 @@ Rounding is to the nearest representable magnitude with ties to the even index (
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 E2M1_MAX = 6.0
@@ -22,6 +24,7 @@ E2M1_SIGN_BIT = 8
 _MIDPOINTS = (0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0)
 
 
+@functools.lru_cache(maxsize=16)
 def _strict_thresholds(device: torch.device) -> torch.Tensor:
     """float32 (7,): index = number of thresholds strictly below |x| gives ties-to-even.
 
@@ -29,6 +32,7 @@ def _strict_thresholds(device: torch.device) -> torch.Tensor:
     tie means "round up when |x| >= midpoint", which for float32 is "|x| > the next float32
     below the midpoint"; so odd midpoints are nudged down by one ulp and a single strict
     comparison (``torch.bucketize`` with ``right=False``) implements both tie directions.
+    Cached per device: no host-to-device copy per call (read-only; never modify it).
     """
     midpoints = torch.tensor(_MIDPOINTS, dtype=torch.float32, device=device)
     nudged = torch.nextafter(midpoints, torch.zeros_like(midpoints))
@@ -61,7 +65,13 @@ def e2m1_values(codes: torch.Tensor) -> torch.Tensor:
     """
     if codes.is_floating_point():
         raise TypeError(f"e2m1_values expects integer codes, got dtype {codes.dtype}")
-    magnitudes = torch.tensor(E2M1_MAGNITUDES, dtype=torch.float32, device=codes.device)
+    return _value_table(codes.device)[codes.long()]
+
+
+@functools.lru_cache(maxsize=16)
+def _value_table(device: torch.device) -> torch.Tensor:
+    """float32 (16,) value of each code, cached per device (read-only)."""
+    magnitudes = torch.tensor(E2M1_MAGNITUDES, dtype=torch.float32, device=device)
     table = torch.cat([magnitudes, -magnitudes])
     table[E2M1_SIGN_BIT] = 0.0
-    return table[codes.long()]
+    return table

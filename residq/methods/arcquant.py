@@ -168,9 +168,8 @@ def select_by_output_error(weight_p: torch.Tensor, sample_p: torch.Tensor, recip
 
 
 def needs_deployed_stats(recipe: Recipe) -> bool:
-    """GPTQ weights, an ARHQ branch or an output-matched target need statistics under the
-    deployed quantizer."""
-    return recipe.arc_weight == "gptq" or recipe.rank != 0 or recipe.gptq_target == "output"
+    """GPTQ weights or an ARHQ branch need statistics under the deployed quantizer."""
+    return recipe.arc_weight == "gptq" or recipe.rank != 0
 
 
 def _lowrank_branch(weight_p: torch.Tensor, pstats: InputStats, recipe: Recipe):
@@ -219,10 +218,6 @@ def quantize_layer_arcquant(
         target = weight_p - (lowrank_b.double() @ lowrank_a.double().T).to(weight_p.dtype)
         info["rank"] = lowrank_a.shape[1]
         info["energy_kept"] = float(sigma[: lowrank_a.shape[1]].pow(2).sum() / sigma.pow(2).sum().clamp_min(1e-300))
-    if recipe.gptq_target == "output":
-        from residq.methods.output_target import output_matched_weight
-
-        target = output_matched_weight(target, pstats.cross_gram, pstats.quantized_gram, recipe.damp)
     if recipe.arc_weight == "gptq":
         hessian = pstats.quantized_gram if pstats.quantized_gram is not None else pstats.hessian
         qweight = gptq_quantize(target, hessian, recipe.weight, damp=recipe.damp, block_size=recipe.block_size,

@@ -34,7 +34,6 @@ from residq.methods.lowrank import (
     ridge_gamma,
     weight_error_ratio,
 )
-from residq.methods.output_target import output_matched_weight
 from residq.methods.quantized_layer import QuantizedLayer
 from residq.methods.rtn import rtn_quantize
 from residq.methods.stats import InputStats
@@ -140,8 +139,6 @@ def quantize_layer_arhq(
         stored = store_factors(A[:, :rank], B[:, :rank], recipe.lowrank_dtype)
         residual = weight - stored.pop("L").to(weight.device)
     info["lowrank_seconds"] = time.perf_counter() - start
-    if recipe.gptq_target == "output":
-        residual = output_matched_weight(residual, require_cross(stats), stats.quantized_gram, recipe.damp)
     qweight = quantize_residual(residual, stats.quantized_gram, recipe)
     if recipe.refit and rank > 0:
         stored = refit_branch(weight, qweight, stats, rank, recipe)
@@ -154,8 +151,8 @@ def quantize_layer_arhq(
 def require_cross(stats: InputStats) -> torch.Tensor:
     """``Xᵀ Q_x(X)`` (K, K), collected only when statistics ran under an activation quantizer."""
     if stats.cross_gram is None:
-        raise ValueError(f"{stats.name}: refit / gptq_target='output' need Xᵀ Q_x(X), collected only "
-                         "under an activation quantizer")
+        raise ValueError(f"{stats.name}: refit needs Xᵀ Q_x(X), collected only under an activation "
+                         "quantizer")
     return stats.cross_gram
 
 

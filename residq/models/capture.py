@@ -111,14 +111,30 @@ def run_block(block: nn.Module, hidden: torch.Tensor, kwargs: dict) -> torch.Ten
     return out[0] if isinstance(out, tuple) else out
 
 
+class _InputSeen(Exception):
+    """Raised by ``feed_inputs_of``'s hook: the rest of the block is not needed."""
+
+
 @torch.no_grad()
 def feed_inputs_of(module: nn.Module, block: nn.Module, hidden: list[torch.Tensor], kwargs: dict,
                    device: torch.device, consume) -> None:
     """Run every calibration chunk through ``block`` and hand ``module``'s input (its first
-    positional argument, shape (..., K)) to ``consume`` on each call."""
-    handle = module.register_forward_pre_hook(lambda _module, args: consume(args[0]))
+    positional argument, shape (..., K)) to ``consume`` on each call.
+
+    The block's forward stops right after ``module``'s input is seen (nothing after it is
+    needed), so collecting q_proj's statistics costs a norm, not a whole block.
+    """
+
+    def hook(_module, args):
+        consume(args[0])
+        raise _InputSeen
+
+    handle = module.register_forward_pre_hook(hook)
     try:
         for chunk in hidden:
-            run_block(block, chunk.to(device), kwargs)
+            try:
+                run_block(block, chunk.to(device), kwargs)
+            except _InputSeen:
+                pass
     finally:
         handle.remove()

@@ -80,3 +80,118 @@ def test_dead_inputs_get_zero_weight_and_no_nan():
     values = dequantize(qt)
     assert torch.isfinite(values).all()
     assert torch.all(values[:, 5] == 0)
+
+
+# --- The fast sweep must reproduce the textbook loop bit for bit --------------------------------
+
+
+def _reference_gptq(W, H, spec, damp=0.01, block_size=128, act_order=False, static_groups=False):
+    """GPTQ's Algorithm 1 with lazy batches, one column at a time through the generic formats API.
+
+    Slow and plain on purpose: the oracle for ``gptq_quantize``'s codes (int16 (M, K), natural
+    column order), scales and zero points (float32 (M, n_groups), ``(1,)`` per tensor).
+    """
+    from dataclasses import replace
+
+    from residq.formats import decode, encode, fit_scales, nvfp4_global_scale
+
+    M, K = W.shape
+    W, H = W.float().clone(), H.double().clone()
+    g = nvfp4_global_scale(W) if spec.kind == "nvfp4" else None
+    group = spec.block_size(K)
+    grouped = group < K and not spec.is_per_tensor
+    dead = H.diag() == 0
+    H[dead, dead] = 1.0
+    W[:, dead] = 0.0
+    scale, zero, _ = fit_scales(W, spec, g)  # dynamic groups: overwritten as the sweep arrives
+    dynamic = grouped and not (static_groups or act_order)
+    perm = torch.argsort(H.diag(), descending=True) if act_order else torch.arange(K, device=W.device)
+    W, H = W[:, perm], H[perm][:, perm]
+    eye = torch.eye(K, dtype=H.dtype, device=H.device)
+    L = torch.linalg.cholesky(H + damp * H.diag().mean() * eye)
+    Hinv = torch.linalg.cholesky(torch.cholesky_inverse(L), upper=True).float()
+    codes = torch.zeros(M, K, dtype=torch.int16, device=W.device)
+    for i1 in range(0, K, block_size):
+        i2 = min(i1 + block_size, K)
+        W1, Err1, Hinv1 = W[:, i1:i2].clone(), torch.zeros_like(W[:, i1:i2]), Hinv[i1:i2, i1:i2]
+        for i in range(i2 - i1):
+            col = int(perm[i1 + i])
+            b = col // group if grouped else 0
+            if dynamic and col % group == 0:
+                width = min(group, K - col)
+                one_block = spec if spec.kind in ("nvfp4", "mxfp4") else replace(spec, group_size=width)
+                s, z, _ = fit_scales(torch.cat([W1[:, i:], W[:, i2:]], 1)[:, :width], one_block, g)
+                scale[:, b] = s[:, 0]
+                if z is not None:
+                    zero[:, b] = z[:, 0]
+            s = scale if spec.is_per_tensor else scale[:, b : b + 1]
+            z = zero if zero is None or spec.is_per_tensor else zero[:, b : b + 1]
+            c = encode(W1[:, i : i + 1], s, z, g, spec)
+            codes[:, col] = c[:, 0].to(torch.int16)
+            err = (W1[:, i] - decode(c, s, z, g, spec)[:, 0]) / Hinv1[i, i]
+            W1[:, i:] -= err.unsqueeze(1) * Hinv1[i, i:].unsqueeze(0)
+            Err1[:, i] = err
+        W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]
+    return codes, scale, zero
+
+
+EXACT_GRIDS = {
+    **{f"int{b}-{gran}-{'sym' if sym else 'asym'}": FormatSpec(kind="int", bits=b, symmetric=sym,
+                                                               granularity=gran, group_size=32)
+       for b in (2, 3, 4, 8) for sym in (True, False) for gran in ("channel", "group")},
+    "int4-g48-sym": FormatSpec(kind="int", bits=4, group_size=48),
+    "int4-tensor-asym": FormatSpec(kind="int", bits=4, symmetric=False, granularity="tensor"),
+    "fp8-channel": FormatSpec(kind="fp8", granularity="channel"),
+    "fp8-tensor": FormatSpec(kind="fp8", granularity="tensor"),
+    "nvfp4": FormatSpec(kind="nvfp4"),
+    "mxfp4": FormatSpec(kind="mxfp4"),
+    "mxfp4-floor-ocp": FormatSpec(kind="mxfp4", mx_exponent="floor_ocp"),
+}
+ORDERS = {"natural": {}, "act-order": {"act_order": True}, "static-groups": {"static_groups": True}}
+
+
+def _exact_problem(k: int, device: str = "cpu"):
+    """(24, k) weights with a dead input column and a few outliers, and ``H = XᵀX`` float64."""
+    torch.manual_seed(k)
+    w = torch.randn(24, k)
+    w[3, 7] = 9.0
+    x = correlated_inputs(256, k, 7)
+    x[:, k // 3] = 0.0
+    return w.to(device), (x.double().T @ x.double()).to(device)
+
+
+def _assert_matches_reference(w, h, spec, **options):
+    qt = gptq_quantize(w, h, spec, **options)
+    codes, scale, zero = _reference_gptq(w, h, spec, **options)
+    assert torch.equal(qt.codes.to(torch.int16), codes)
+    assert torch.equal(qt.scale, scale)
+    assert (qt.zero is None) == (zero is None)
+    if zero is not None:
+        assert torch.equal(qt.zero, zero)
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("grid", EXACT_GRIDS)
+def test_gptq_equals_the_reference_loop_bit_for_bit(grid, order):
+    # K = 96 with blocks of 40: groups of 16, 32 and 48 straddle lazy-batch blocks.
+    w, h = _exact_problem(96)
+    _assert_matches_reference(w, h, EXACT_GRIDS[grid], block_size=40, **ORDERS[order])
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("grid", ["int4-group-sym", "int3-group-asym", "int4-g48-sym", "int8-channel-asym",
+                                  "nvfp4", "mxfp4"])
+def test_gptq_equals_the_reference_loop_on_a_ragged_width(grid, order):
+    # K = 80: ragged last group of 32 (and MXFP4) 16 wide, of 48 32 wide; blocks of 128 and 24.
+    w, h = _exact_problem(80)
+    _assert_matches_reference(w, h, EXACT_GRIDS[grid], **ORDERS[order])
+    _assert_matches_reference(w, h, EXACT_GRIDS[grid], block_size=24, **ORDERS[order])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("grid", ["int4-group-asym", "fp8-channel", "nvfp4", "mxfp4"])
+def test_gptq_equals_the_reference_loop_on_cuda(grid, order):
+    w, h = _exact_problem(96, "cuda")
+    _assert_matches_reference(w, h, EXACT_GRIDS[grid], block_size=40, **ORDERS[order])
