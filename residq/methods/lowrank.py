@@ -117,8 +117,8 @@ def refit_factors(
         rank: r, clipped to ``min(M, K)``.
 
     Returns:
-        ``(A (K, r), B (M, r), sigma)`` float64, ``sigma`` every singular value of
-        ``H^{-1/2} Xᵀ T`` (descending).
+        ``(A (K, r), B (M, r), sigma)`` float64 with equal column norms in A and B (safe to
+        store in float16), ``sigma`` every singular value of ``H^{-1/2} Xᵀ T`` (descending).
     """
     M, K = W.shape
     if W_q.shape != W.shape or xtx.shape != (K, K) or x_xq.shape != (K, K):
@@ -132,7 +132,11 @@ def refit_factors(
     xt_target = H64 @ W64.T - x_xq.detach().to(device=device, dtype=torch.float64) @ Wq64.T
     U, sigma, Vh = torch.linalg.svd(H_inv_half @ xt_target, full_matrices=False)
     r = min(rank, sigma.numel())
-    return H_inv_half @ U[:, :r], Vh[:r].T * sigma[:r], sigma
+    A, B = H_inv_half @ U[:, :r], Vh[:r].T * sigma[:r]
+    # Σ grows with the token count while H^{-1/2} shrinks: balance the column norms so neither
+    # factor overflows float16 (L = B Aᵀ is unchanged).
+    balance = (B.norm(dim=0) / A.norm(dim=0).clamp_min(1e-300)).sqrt().clamp_min(1e-300)
+    return A * balance, B / balance, sigma
 
 
 def svd_factors(W: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -160,3 +160,11 @@ def test_refit_shape_errors_are_specific():
     X, Xq, W, W_q = refit_problem()
     with pytest.raises(ValueError, match="do not match"):
         refit_factors(W, W_q[:, :5], X.T @ X, X.T @ Xq, 2)
+
+
+def test_refit_factors_are_balanced_for_float16_even_with_many_tokens():
+    X, Xq, W, W_q = refit_problem()
+    scale = 1e6  # token sums of a long calibration: Xᵀ T and H grow with N
+    A, B, _ = refit_factors(W, W_q, scale * X.T @ X, scale * X.T @ Xq, rank=3)
+    assert torch.allclose(A.norm(dim=0), B.norm(dim=0))
+    assert torch.isfinite(B.half().double() @ A.half().double().T).all()
