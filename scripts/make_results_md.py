@@ -133,6 +133,26 @@ def kernel_ppl_section() -> list[str]:
     return lines + [""]
 
 
+def quarot_section() -> list[str]:
+    """Rotation with and without: perplexity and mean held-out SNR per layer kind."""
+    path = RESULTS / "quarot-diagnosis.json"
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    kinds = list(next(r["snr_db"] for r in data["rows"] if "snr_db" in r))
+    lines = ["## Does QuaRot's rotation help weight quantization here? (issue 4)", "",
+             f"`python scripts/quarot_diagnosis.py --seqlen {data['seqlen']} --calib-samples {data['calib_samples']} "
+             f"--max-windows {data['max_windows']} --out docs/results/quarot-diagnosis.json` (CPU, {data['date']}): "
+             "weight-only RTN with and without the `rotate` transform, WikiText-2 test perplexity on the first "
+             f"{data['max_windows']} windows of {data['seqlen']}, and the mean held-out output SNR (dB) per layer kind.",
+             "", "| weights | rotated | ppl | " + " | ".join(kinds) + " |", "|---|---|---|" + "---|" * len(kinds)]
+    for r in data["rows"]:
+        snr = r.get("snr_db", {})
+        lines.append(f"| {r['weight']} | {'yes' if r['rotate'] else 'no'} | {r['ppl']:.2f} | "
+                     + " | ".join(fmt(snr.get(k), ".2f") for k in kinds) + " |")
+    return lines + [""]
+
+
 def zeroshot_section() -> list[str]:
     path = RESULTS / "zeroshot-smollm2-limit500.json"
     if not path.exists():
@@ -164,7 +184,7 @@ def main() -> int:
             continue
         rows = read_rows(path)
         parts += [f"## {title}", "", settings_line(rows, name), "", section_table(rows), ""]
-    parts += kernel_ppl_section() + kernel_section() + zeroshot_section()
+    parts += quarot_section() + kernel_ppl_section() + kernel_section() + zeroshot_section()
     extra = RESULTS / "EXTRA.md"
     if extra.exists():
         parts += [extra.read_text()]
