@@ -11,7 +11,8 @@ from residq.recipe import load_recipe
 
 DEMO_RECIPES = ("w4a16-nvfp4-rtn", "w4a16-nvfp4-gptq", "w4a4-nvfp4-rtn")
 # W4A4 presets by measured WikiText-2 perplexity on smollm2-135m (docs/RESULTS.md, bars at
-# seqlen 512): SVDQuant 34.61 < ARHQ 34.88 < flagship 35.92 < ARCQuant 42.86 (FP 29.19).
+# seqlen 512): SVDQuant 34.61 < ARHQ 34.88 < flagship without refit 35.92 < ARCQuant 42.86 (FP 29.19).
+# The flagship with refit (33.50) is better but took 2750 s to quantize on the 2-core CPU: too slow here.
 STRONGEST_FIRST = ("w4a4-nvfp4-svdquant", "w4a4-nvfp4-arhq", "w4a4-nvfp4-flagship", "w4a4-nvfp4-arcquant")
 
 

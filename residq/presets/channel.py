@@ -3,10 +3,13 @@
 Flagship (``w4a4-nvfp4-flagship``): NVFP4 W4A4 with ARCQuant's reordering and augmented residual
 activation channels (2⁻³ rule, alignment 16), an ARHQ low-rank branch (rank 32, fp16 factors)
 fitted on the residual covariance of the *deployed* two-stage activation quantizer, and GPTQ on
-``W - L`` under the deployed quantized-activation Hessian. Each part attacks a different error:
-augmented channels remove most of the activation error of the outlier channels, the branch
-removes the remaining activation error along the directions ``W`` amplifies most, and GPTQ the
-weight error. Numbers: see the issue-4 report / docs/RESULTS.md.
+``W - L`` under the deployed quantized-activation Hessian, then the branch refitted to the whole
+layer error (``Recipe.refit``). Each part attacks a different error: augmented channels remove
+most of the activation error of the outlier channels, the branch the remaining activation
+error along the directions ``W`` amplifies most, GPTQ the weight error, and the refit lets the
+branch absorb what GPTQ left. Without the refit the composition lost to ARHQ alone at the bar;
+with it, it is the best W4A4 row there (docs/RESULTS.md, ``w4a4-nvfp4-flagship`` vs
+``w4a4-nvfp4-flagship+refit=false``).
 """
 
 from __future__ import annotations
@@ -45,9 +48,9 @@ _ALL = [
             weight=INT4_G128, method="awq"),
     _preset("w4a4-nvfp4-flagship",
             "reorder + ARCQuant augmented activations + ARHQ rank-32 branch on the deployed "
-            "residual covariance + GPTQ residual weights, NVFP4 W4A4",
+            "residual covariance + GPTQ residual weights + branch refit, NVFP4 W4A4",
             weight=NVFP4, activation=NVFP4, method="arcquant", arc_weight="gptq", rank=32,
-            lowrank_dtype="float16"),
+            lowrank_dtype="float16", refit=True),
     _preset("w4a8-nvfp4-fp8-rtn",
             "NVFP4 weights (RTN), FP8 E4M3 per-token activations: ARCQuant's reference point",
             weight=NVFP4, activation=FP8_TOKEN, method="rtn"),
