@@ -153,6 +153,21 @@ def quarot_section() -> list[str]:
     return lines + [""]
 
 
+def eigen_section() -> list[str]:
+    """The printed tables of scripts/arhq_eigen_timing.py, one log per device."""
+    logs = [(device, RESULTS / f"arhq-eigen-{device}.log") for device in ("h100", "cpu")]
+    logs = [(device, path) for device, path in logs if path.exists()]
+    if not logs:
+        return []
+    lines = ["## Cost of ARHQ's closed form on wide layers (issue 3)", "",
+             "`python scripts/arhq_eigen_timing.py --device DEVICE` (one warm-up, then the median of the "
+             "repeats; the CPU run used `--repeats 1` and the 4096-wide shape only): seconds for the K x K "
+             "eigendecomposition of G, the thin SVD of W G^{1/2} and the whole `arhq_factors` call.", ""]
+    for device, path in logs:
+        lines += [f"{device}:", "", "```", path.read_text().strip(), "```", ""]
+    return lines
+
+
 def zeroshot_section() -> list[str]:
     path = RESULTS / "zeroshot-smollm2-limit500.json"
     if not path.exists():
@@ -184,7 +199,7 @@ def main() -> int:
             continue
         rows = read_rows(path)
         parts += [f"## {title}", "", settings_line(rows, name), "", section_table(rows), ""]
-    parts += quarot_section() + kernel_ppl_section() + kernel_section() + zeroshot_section()
+    parts += eigen_section() + quarot_section() + kernel_ppl_section() + kernel_section() + zeroshot_section()
     extra = RESULTS / "EXTRA.md"
     if extra.exists():
         parts += [extra.read_text()]
