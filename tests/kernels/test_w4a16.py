@@ -9,7 +9,7 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")  # CPU: run the kernels in Triton's interpreter
 pytest.importorskip("triton")
 
-from residq.kernels import w4a16
+from residq.kernels import w4a16, w4a16_skinny
 from residq.kernels.block_formats import quantize_blocks
 from residq.kernels.interpreter import kernel_device
 
@@ -132,9 +132,9 @@ def test_skinny_fragment_layout(fmt, tiles, warps, rows, chunks):
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    fn = w4a16._skinny_kernel
+    fn = w4a16_skinny._skinny_kernel
     constexprs = {"FMT": fmt, "T": tiles, "R": rows, "CH": chunks, "SPLIT": 2, "W": warps, "BF16": True,
-                  "USE_ASM": True, "PTX": w4a16.skinny_mma_ptx(fmt, True, tiles)}
+                  "USE_ASM": True, "PTX": w4a16_skinny.skinny_mma_ptx(fmt, True, tiles)}
     signature = {"x_ptr": "*bf16", "codes_ptr": "*u8", "scale_ptr": "*fp16" if fmt == 2 else "*u8",
                  "g_ptr": "*fp32", "out_ptr": "*bf16", "ws_ptr": "*fp32", "counter_ptr": "*i32",
                  "zero_ptr": "*u8", "M": "i32", "N": "i32", "K": "i32", "stride_xm": "i32", "stride_om": "i32"}
