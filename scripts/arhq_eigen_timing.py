@@ -56,7 +56,8 @@ def time_shape(m: int, k: int, rank: int, repeats: int, device: torch.device) ->
     }
     row = {"m": m, "k": k, "rank": rank}
     for key, fn in steps.items():
-        fn()  # warm-up (CUDA libraries, allocator)
+        if device.type == "cuda":
+            fn()  # warm-up (CUDA libraries, allocator); the CPU has none worth a second 14336-wide run
         row[key] = statistics.median(_timed(fn, device) for _ in range(repeats))
     return row
 
