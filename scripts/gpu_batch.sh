@@ -45,6 +45,7 @@ for jobs in "${streams[@]}"; do
   pin=()
   [ -n "${NGPU:-}" ] && pin=(env CUDA_VISIBLE_DEVICES=$((i % NGPU)))
   i=$((i + 1))
-  "${pin[@]}" timeout "$limit" bash -c "$(declare -f stream); stream '$model' '$data' '$out' '$jobs'" &
+  # a few CPU threads each: many streams with torch's default (all cores) oversubscribe the host
+  "${pin[@]}" env OMP_NUM_THREADS=${THREADS_PER_STREAM:-4} timeout "$limit" bash -c "$(declare -f stream); stream '$model' '$data' '$out' '$jobs'" &
 done
 wait
