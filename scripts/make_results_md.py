@@ -155,14 +155,16 @@ def quarot_section() -> list[str]:
 
 def eigen_section() -> list[str]:
     """The printed tables of scripts/arhq_eigen_timing.py, one log per device."""
-    logs = [(device, RESULTS / f"arhq-eigen-{device}.log") for device in ("h100", "cpu")]
+    logs = [(device, RESULTS / f"arhq-eigen-{device}.log") for device in ("h100", "h200", "cpu")]
     logs = [(device, path) for device, path in logs if path.exists()]
     if not logs:
         return []
     lines = ["## Cost of ARHQ's closed form on wide layers (issue 3)", "",
-             "`python scripts/arhq_eigen_timing.py --device DEVICE` (one warm-up, then the median of the "
-             "repeats; the CPU run used `--repeats 1` and the 4096-wide shape only): seconds for the K x K "
-             "eigendecomposition of G, the thin SVD of W G^{1/2} and the whole `arhq_factors` call.", ""]
+             "`python scripts/arhq_eigen_timing.py --device DEVICE` (on CUDA one warm-up, then the median of "
+             "the repeats; the CPU rows used `--repeats 1`, one shape per run, no warm-up): seconds for the "
+             "K x K eigendecomposition of G, the thin SVD of W G^{1/2} and the whole `arhq_factors` call "
+             "(rank 128). The 14336-wide shape on the GPU is not measured: the H200 run (3 repeats) had not "
+             "finished within its 300 s limit.", ""]
     for device, path in logs:
         lines += [f"{device}:", "", "```", path.read_text().strip(), "```", ""]
     return lines

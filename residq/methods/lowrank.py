@@ -15,6 +15,15 @@ the weight-quantization error of the residual (``γ = ρ · ε_w · tr(Ĥ_q / N)
 
 Cost: one K x K symmetric eigendecomposition (O(K³)) and one thin SVD of an M x K matrix
 (O(M K min(M, K))), both float64; ``scripts/arhq_eigen_timing.py`` measures them.
+
+Wide inputs (``K > GRAM_FORM_MIN_K`` and ``M < K``, e.g. Llama-3-8B's down_proj, 4096 x 14336)
+use the equivalent Gram form instead: with ``U_r``, ``Σ_r²`` the top eigenpairs of the M x M
+matrix ``W G' Wᵀ``, ``B = U_r Σ_r`` and ``A = Wᵀ U_r Σ_r⁻¹`` give the same ``L = U_r U_rᵀ W``
+(``V_r = G'^{1/2} Wᵀ U_r Σ_r⁻¹``, so ``G'^{-1/2} V_r = Wᵀ U_r Σ_r⁻¹``) with no K x K
+eigendecomposition: O(M K² + M³) instead of O(K³). There the floor is a ridge
+``G' = G + eig_floor · λ_max · I`` (no eigenvalues of G to clamp), which differs from the
+clamped floor by at most ``eig_floor · λ_max`` per direction. Narrower layers keep the
+square-root form.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import math
 import torch
 
 RANK_MULTIPLE = 16
+GRAM_FORM_MIN_K = 8192  # wider inputs skip the K x K eigendecomposition (module docstring)
 
 
 def floored_sqrt_pair(G: torch.Tensor, eig_floor: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,12 +88,47 @@ def arhq_factors(
     G64 = G.detach().to(torch.float64)
     if ridge_gamma > 0:
         G64 = G64 + ridge_gamma * torch.eye(K, dtype=torch.float64, device=G64.device)
+    if K > GRAM_FORM_MIN_K and M < K:
+        return _arhq_factors_gram(W, G64, rank, eig_floor)
     G_half, G_inv_half = floored_sqrt_pair(G64, eig_floor)
     W64 = W.detach().to(device=G64.device, dtype=torch.float64)
     U, sigma, Vh = torch.linalg.svd(W64 @ G_half, full_matrices=False)
     r = min(rank, sigma.numel())
     B = U[:, :r] * sigma[:r]
     A = G_inv_half @ Vh[:r].T
+    return A, B, sigma
+
+
+def _largest_eigenvalue(G: torch.Tensor, iterations: int = 30) -> float:
+    """Power-iteration estimate of ``λ_max`` of a symmetric PSD ``G`` (K, K) float64."""
+    v = torch.ones(G.shape[0], dtype=G.dtype, device=G.device)
+    value = 0.0
+    for _ in range(iterations):
+        w = G @ v
+        value = float(w.norm())
+        if value == 0.0:
+            return 0.0
+        v = w / value
+    return float(v @ (G @ v))
+
+
+def _arhq_factors_gram(W: torch.Tensor, G64: torch.Tensor, rank: int,
+                       eig_floor: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``arhq_factors`` through the M x M Gram matrix ``W G' Wᵀ`` (module docstring); M < K."""
+    G64 = 0.5 * (G64 + G64.T)
+    top = _largest_eigenvalue(G64)
+    if not top > 0:
+        raise ValueError("ARHQ: the residual covariance G is zero (no activation error was measured)")
+    W64 = W.detach().to(device=G64.device, dtype=torch.float64)
+    G64 = G64 + (eig_floor * top) * torch.eye(G64.shape[0], dtype=G64.dtype, device=G64.device)
+    gram = (W64 @ G64) @ W64.T
+    eigvals, U = torch.linalg.eigh(0.5 * (gram + gram.T))
+    sigma = eigvals.flip(0).clamp_min(0.0).sqrt()
+    U = U.flip(1)
+    r = min(rank, sigma.numel())
+    B = U[:, :r] * sigma[:r]
+    scale = torch.where(sigma[:r] > sigma[0] * 1e-12, 1.0 / sigma[:r], torch.zeros_like(sigma[:r]))
+    A = (W64.T @ U[:, :r]) * scale
     return A, B, sigma
 
 

@@ -168,3 +168,30 @@ def test_refit_factors_are_balanced_for_float16_even_with_many_tokens():
     A, B, _ = refit_factors(W, W_q, scale * X.T @ X, scale * X.T @ Xq, rank=3)
     assert torch.allclose(A.norm(dim=0), B.norm(dim=0))
     assert torch.isfinite(B.half().double() @ A.half().double().T).all()
+
+
+@pytest.mark.parametrize("rank", [1, 3, 5])
+def test_gram_form_for_wide_inputs_equals_the_square_root_form(rank, monkeypatch):
+    """K > GRAM_FORM_MIN_K and M < K: L = U_r U_rᵀ W from eigh(W G' Wᵀ), same branch and σ."""
+    from residq.methods import lowrank
+
+    W, G = random_problem(m=5, k=12, seed=11)
+    A, B, sigma = arhq_factors(W, G, rank, eig_floor=1e-12)
+    monkeypatch.setattr(lowrank, "GRAM_FORM_MIN_K", 8)
+    Ag, Bg, sigma_g = arhq_factors(W, G, rank, eig_floor=1e-12)
+    assert Ag.shape == A.shape and Bg.shape == B.shape and sigma_g.shape == sigma.shape == (5,)
+    torch.testing.assert_close(sigma_g, sigma, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(Bg @ Ag.T, B @ A.T, rtol=1e-8, atol=1e-10)
+    dropped = float(sigma_g[rank:].pow(2).sum())
+    assert residual_objective(W, Bg @ Ag.T, G) == pytest.approx(dropped, rel=1e-7, abs=1e-12)
+
+
+def test_gram_form_full_rank_of_a_rank_deficient_weight_stays_finite(monkeypatch):
+    from residq.methods import lowrank
+
+    monkeypatch.setattr(lowrank, "GRAM_FORM_MIN_K", 8)
+    W, G = random_problem(m=6, k=12, seed=2)
+    W[3:] = W[:3]  # rank 3: three zero singular values
+    A, B, sigma = arhq_factors(W, G, 6)
+    assert torch.isfinite(A).all() and torch.isfinite(B).all()
+    assert residual_objective(W, B @ A.T, G) == pytest.approx(0.0, abs=1e-9 * float(sigma[0] ** 2))
