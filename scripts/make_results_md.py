@@ -56,7 +56,7 @@ def section_table(rows: list[dict]) -> str:
     datasets = sorted({d for r in rows for d in r["ppl"]})
     fp = next((r for r in rows if r["label"] == "fp"), None)
     head = ["recipe", "w bits", "a bits", "size MB"] + [f"{d} ppl" for d in datasets]
-    head += ["x FP", "layer SNR dB", "branch params", "s min/mean/max", "quant s", "device", "date"]
+    head += ["x FP", "layer SNR dB", "branch params (= MACs)", "s min/mean/max", "quant s", "device", "date"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         main = datasets[0] if datasets else None
