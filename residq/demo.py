@@ -10,15 +10,16 @@ from residq.presets import PRESETS
 from residq.recipe import load_recipe
 
 DEMO_RECIPES = ("w4a16-nvfp4-rtn", "w4a16-nvfp4-gptq", "w4a4-nvfp4-rtn")
-# W4A4 presets by measured WikiText-2 perplexity on smollm2-135m (docs/RESULTS.md, bars at
-# seqlen 512): SVDQuant 34.61 < ARHQ 34.88 < flagship without refit 35.92 < ARCQuant 42.86 (FP 29.19).
-# The flagship with refit (33.50) is better but took 2750 s to quantize on the 2-core CPU: too slow here.
-STRONGEST_FIRST = ("w4a4-nvfp4-svdquant", "w4a4-nvfp4-arhq", "w4a4-nvfp4-flagship", "w4a4-nvfp4-arcquant")
+# The demo's W4A4 row, by preference: the strongest preset that quantizes in minutes on a 2-core
+# CPU. Bar perplexities on smollm2-135m (docs/RESULTS.md, seqlen 512, FP 29.19, CPU rows): the
+# flagship 31.90 and ARHQ 33.52 are better than SVDQuant (34.61 on the H100) but took 1330 s and
+# 1000 s to quantize on that CPU, so the demo shows SVDQuant and points to them.
+DEMO_W4A4_PREFERENCE = ("w4a4-nvfp4-svdquant", "w4a4-nvfp4-arhq", "w4a4-nvfp4-flagship", "w4a4-nvfp4-arcquant")
 
 
 def default_recipes() -> list[str]:
-    """The demo set plus the strongest W4A4 preset this build has."""
-    strongest = next((name for name in STRONGEST_FIRST if name in PRESETS), None)
+    """The demo set plus the first W4A4 preset of ``DEMO_W4A4_PREFERENCE`` this build has."""
+    strongest = next((name for name in DEMO_W4A4_PREFERENCE if name in PRESETS), None)
     return list(DEMO_RECIPES) + ([strongest] if strongest else [])
 
 
@@ -61,4 +62,8 @@ def run_demo(model_name: str, recipes: list[str] | None = None, calib_samples: i
           f"{calib_samples} calibration windows")
     print(format_table(rows))
     print(f"total {time.perf_counter() - start:.0f} s")
+    slower = [n for n in ("w4a4-nvfp4-flagship", "w4a4-nvfp4-arhq") if n in PRESETS and n not in recipes]
+    if slower:
+        print(f"More accurate W4A4 presets (slower to quantize on a CPU): {', '.join(slower)}; "
+              f"e.g. residq demo --recipes {slower[0]}")
     return rows
