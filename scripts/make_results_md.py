@@ -163,8 +163,11 @@ def eigen_section() -> list[str]:
              "`python scripts/arhq_eigen_timing.py --device DEVICE` (on CUDA one warm-up, then the median of "
              "the repeats; the CPU rows used `--repeats 1`, one shape per run, no warm-up): seconds for the "
              "K x K eigendecomposition of G, the thin SVD of W G^{1/2} and the whole `arhq_factors` call "
-             "(rank 128). The 14336-wide shape on the GPU is not measured: the H200 run (3 repeats) had not "
-             "finished within its 300 s limit.", ""]
+             "(rank 128). Inputs wider than 8192 now take the Gram form (`lowrank.GRAM_FORM_MIN_K`: one "
+             "M x M eigendecomposition of W G' Wᵀ, no K x K one); the last CPU row times it on the 14336-wide "
+             "layer, against 514 s for the square-root form before it. The 14336-wide shape on the GPU is "
+             "not measured: the H200 run of the square-root form (3 repeats) had not finished within its "
+             "300 s limit, and no device time was left for the Gram form.", ""]
     for device, path in logs:
         lines += [f"{device}:", "", "```", path.read_text().strip(), "```", ""]
     return lines
