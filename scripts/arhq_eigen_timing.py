@@ -85,13 +85,13 @@ def main(argv=None) -> int:
     rows = []
     print(f"{'layer':36s} {'eigh (s)':>10s} {'svd (s)':>10s} {'total (s)':>10s}   device: {name}, "
           f"threads {torch.get_num_threads()}")
+    wanted = tuple(s for s in args.steps.split(",") if s)
+    unknown = set(wanted) - set(STEPS)
+    if unknown:
+        raise SystemExit(f"unknown --steps {sorted(unknown)}; expected some of {list(STEPS)}")
     for label in [s for s in args.shapes.split(",") if s]:
         if label not in SHAPES:
             raise SystemExit(f"unknown shape {label!r}; expected one of {list(SHAPES)}")
-        wanted = tuple(s for s in args.steps.split(",") if s)
-        unknown = set(wanted) - set(STEPS)
-        if unknown:
-            raise SystemExit(f"unknown --steps {sorted(unknown)}; expected some of {list(STEPS)}")
         row = {"layer": label, **time_shape(*SHAPES[label], args.rank, args.repeats, device, wanted)}
         rows.append(row)
         cells = " ".join(f"{row[s]:10.2f}" if s in row else f"{'-':>10s}" for s in STEPS)

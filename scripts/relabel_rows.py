@@ -14,7 +14,6 @@ dataclass default (which is what that code ran).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -43,9 +42,7 @@ def _text(value) -> str:
 
 
 def _with_defaults(recipe: dict) -> dict:
-    defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
-                for f in dataclasses.fields(Recipe)}
-    full = Recipe(**{k: v for k, v in defaults.items()}).to_dict()
+    full = Recipe().to_dict()  # every field has a default
     for key, value in recipe.items():
         if key in _REMOVED_FIELDS:
             if value != _REMOVED_FIELDS[key]:
