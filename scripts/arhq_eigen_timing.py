@@ -33,9 +33,10 @@ SHAPES = {"4096-wide (q_proj 4096x4096)": (4096, 4096), "14336-wide (down_proj 4
 def random_psd(k: int, device: torch.device, seed: int = 0) -> torch.Tensor:
     """(k, k) float64 PSD with eigenvalues decaying like 1/i (a near-singular G)."""
     g = torch.Generator(device="cpu").manual_seed(seed)
-    q, _ = torch.linalg.qr(torch.randn(k, k, generator=g, dtype=torch.float64))
-    eig = 1.0 / torch.arange(1, k + 1, dtype=torch.float64)
-    return ((q * eig) @ q.T).to(device)
+    # the QR runs on the target device: a 14336-wide float64 QR takes minutes on a host CPU
+    q, _ = torch.linalg.qr(torch.randn(k, k, generator=g, dtype=torch.float64).to(device))
+    eig = 1.0 / torch.arange(1, k + 1, dtype=torch.float64, device=device)
+    return (q * eig) @ q.T
 
 
 def _timed(fn, device: torch.device) -> float:
