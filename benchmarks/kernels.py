@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from residq.kernels import act_quant, w4a4, w4a16, w8a8
+from residq.kernels import act_quant, decode, dispatch, w4a4, w4a16, w8a8
 from residq.kernels.block_formats import block_size, quantize_blocks
 
 SHAPES = [(4096, 4096), (14336, 4096), (4096, 14336), (6144, 4096)]  # (N, K)
@@ -192,10 +192,12 @@ class Bench:
     # ------------------------------------------------------------------ W4A4
     def w4a4_configs(self, m: int) -> list[dict]:
         if m <= 128:
-            tiles = [(64, 64, 128, 4, 4, None), (64, 128, 128, 4, 3, None)]
-        else:  # 128 registers: two 8-warp programs per SM (no spills at K step 64)
-            tiles = [(128, 128, 64, 8, 4, 128), (128, 128, 64, 8, 3, 128), (128, 128, 128, 8, 3, None)]
-        keys = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "num_warps", "num_stages", "maxnreg")
+            tiles = [(64, 64, 128, 4, 4, None, "fused"), (64, 128, 128, 4, 3, None, "fused")]
+        else:  # decoded: bf16 GEMM tiles; fused: 128 registers, two 8-warp programs per SM
+            tiles = [(128, 256, 64, 8, 3, None, "decoded"), (128, 128, 64, 4, 4, None, "decoded"),
+                     (128, 256, 64, 8, 4, None, "decoded"), (256, 128, 64, 8, 3, None, "decoded"),
+                     (128, 128, 64, 8, 4, 128, "fused")]
+        keys = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "num_warps", "num_stages", "maxnreg", "path")
         cfgs = [dict(zip(keys, t), GROUP_M=8) for t in tiles]
         return cfgs if self.args.sweep else cfgs[:1]
 
@@ -230,16 +232,18 @@ class Bench:
             return None
         moved = nbytes(wq0) + nbytes(xq) + 2 * m * n
         self.add("w4a4", fmt, m, n, k, best[0], moved, s=s, rank=rank, variant="gemm", config=best[1])
-        # the whole linear: activation quantization (dynamic scale, residual, X A) + GEMM
-        lin = time_ms(lambda i: lambda: self._w4a4_linear(x, wqs[i], fmt, s, a, b, best[1]), sets)
+        if best[1].get("path") == "decoded" and not s and not rank:  # the decode pass alone, on the weight
+            dec = time_ms(lambda i: lambda: decode.decode(wqs[i], fmt), sets)
+            row = self.add("fp4-decode", fmt, n, k, k, dec, nbytes(wq0["codes"], wq0["scale"]) + 2 * n * k)
+            row["ratio_vs_bf16"] = None
+            row["tflops"] = None
+        # the whole linear as QuantLinear runs it (dispatch.w4a4_linear, its default config):
+        # activation quantization (dynamic scale, residual) + X A (cuBLAS) + GEMM
+        lin = time_ms(lambda i: lambda: dispatch.w4a4_linear(x, wqs[i], fmt, s=s, lowrank=(a, b) if rank else None),
+                      sets)
         self.add("w4a4", fmt, m, n, k, lin, moved + 2 * m * k, s=s, rank=rank, variant="linear",
                  config=best[1])
         return best[1]
-
-    @staticmethod
-    def _w4a4_linear(x, wq, fmt, s, a, b, cfg):
-        xq = act_quant.launch(x, fmt, s=s, lowrank_a=a)
-        return w4a4.launch(xq, wq, fmt, s=s, lowrank_xa=xq.get("lowrank_xa"), lowrank_b=b, config=cfg)
 
     # ------------------------------------------------------------------ W8A8
     def run_w8a8(self, kind, m, n, k):

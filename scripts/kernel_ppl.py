@@ -21,6 +21,32 @@ from residq.pipeline import load_any_model, quantize_with_calibration
 from residq.recipe import load_recipe
 
 
+@torch.no_grad()
+def layer_agreement(model, layers, tokenizer, args) -> dict:
+    """Per layer, ``|kernel - reference| / |reference|`` (Frobenius) of the output on the real
+    inputs of one calibration window: where the two paths part, and by how much."""
+    from residq.data.calibration import calibration_windows
+
+    inputs = {}
+    hooks = [m.register_forward_pre_hook(lambda mod, a: inputs.setdefault(mod, a[0].detach())) for m in layers]
+    batch = calibration_windows(tokenizer, n_samples=1, seqlen=args.seqlen, seed=1, data_dir=args.data_dir).to("cuda")
+    QuantLinear.use_kernels = False
+    model(batch)
+    for hook in hooks:
+        hook.remove()
+    errors = []
+    for module in layers:
+        x = inputs[module]
+        module.use_kernels = False
+        ref = module(x).float()
+        module.use_kernels = True
+        out = module(x).float()
+        del module.use_kernels  # back to the class attribute
+        errors.append(float((out - ref).norm() / ref.norm().clamp_min(1e-30)))
+    QuantLinear.use_kernels = True
+    return {"max": max(errors), "mean": sum(errors) / len(errors), "n_layers": len(errors)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="smollm2-135m")
@@ -50,6 +76,7 @@ def main() -> int:
             row["kernels" if use else "reference"] = {"ppl": result.ppl, "seconds": time.perf_counter() - start,
                                                       "windows": result.n_windows}
         QuantLinear.use_kernels = True
+        row["layer_rel_error"] = layer_agreement(model, layers, tokenizer, args)
         rows.append(row)
         print(json.dumps(row), flush=True)
     with open(args.out, "w") as handle:

@@ -140,11 +140,21 @@ def _load_block_tile(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm,
     to the residual's source col - S), and the output columns ``[NB, SB]``."""
     cols = blocks[:, None] * SB + tl.arange(0, SB)[None, :]
     valid = cols < tl.multiple_of(K + S, SB)  # whole blocks in or out: vector loads
-    src = tl.where(cols < K, cols, cols - S) if HAS_RESIDUAL else cols
-    if HAS_PERM:
-        src = tl.load(perm_ptr + src, mask=valid, other=0)
+    row_base = x_ptr + rows[:, None, None] * stride_xm
     mask = (rows < M)[:, None, None] & valid[None, :, :]
-    x = tl.load(x_ptr + rows[:, None, None] * stride_xm + src[None, :, :], mask=mask, other=0.0)
+    if HAS_PERM:
+        src = tl.where(cols < K, cols, cols - S) if HAS_RESIDUAL else cols
+        src = tl.load(perm_ptr + src, mask=valid, other=0)
+        x = tl.load(row_base + src[None, :, :], mask=mask, other=0.0)
+    elif HAS_RESIDUAL:
+        # two contiguous loads (main columns, and the residual's sources S columns back) instead
+        # of one gather: S written as a multiple of 16 keeps both 16-byte vector loads
+        in_main = (cols < K)[None, :, :]
+        x = tl.load(row_base + cols[None, :, :], mask=mask & in_main, other=0.0)
+        x_res = tl.load(row_base + (cols - (S // 16) * 16)[None, :, :], mask=mask & ~in_main, other=0.0)
+        x = tl.where(in_main, x, x_res)
+    else:
+        x = tl.load(row_base + cols[None, :, :], mask=mask, other=0.0)
     return x.to(tl.float32), cols
 
 

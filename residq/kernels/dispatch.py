@@ -83,9 +83,15 @@ def w4a4_linear(x: torch.Tensor, w_packed: dict[str, torch.Tensor], fmt: str,
     k = x.shape[-1]
     rows = _rows(x, k)
     lowrank_a, lowrank_b = lowrank if lowrank is not None else (None, None)
-    xq = quantize_activation(rows, fmt, perm, s, act_global_scale, lowrank_a)
-    out = w4a4.launch(xq, w_packed, fmt, s=s, lowrank_xa=xq.get("lowrank_xa"),
-                      lowrank_b=lowrank_b, out_dtype=x.dtype)
+    xq = quantize_activation(rows, fmt, perm, s, act_global_scale)
+    xa = None
+    if lowrank_a is not None:
+        # X_perm A = X A[argsort(perm)]: one cuBLAS product on the unpermuted rows. The quantizer
+        # can fuse X A into its read of X (act_quant.launch(lowrank_a=...)), but its one program
+        # per row tile runs at about 0.12 of copy bandwidth (benchmarks/README.md): slower.
+        a = lowrank_a if perm is None else lowrank_a[torch.argsort(perm.to(lowrank_a.device))]
+        xa = rows @ a.to(device=rows.device, dtype=rows.dtype)
+    out = w4a4.launch(xq, w_packed, fmt, s=s, lowrank_xa=xa, lowrank_b=lowrank_b, out_dtype=x.dtype)
     return out.reshape(*x.shape[:-1], out.shape[-1])
 
 

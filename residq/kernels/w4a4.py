@@ -14,6 +14,13 @@ residual scale ``g_r``, the accumulator is rescaled by ``g_x / g_r`` between the
 ARHQ's low-rank branch (arXiv 2605.00140) is one more MMA in the epilogue: ``(X A) B^T``
 with ``X A`` from the activation kernel. A faithful emulation of Blackwell's NVFP4 GEMM up to
 fp32 summation order.
+
+Two paths share the kernel and its epilogue. "fused" decodes both packed tiles in registers at
+every K step (each activation tile N/BLOCK_N times, each weight tile M/BLOCK_M times). "decoded"
+(NVFP4/MXFP4, the default from M = ``DECODED_MIN_M``) first decodes each operand once to bf16
+with ``decode.py`` (``e2m1 * block_scale``, exact) and then runs the same K loops as a pipelined
+bf16 tensor-core GEMM; the global scales stay in the epilogue, so both paths compute the same
+numbers up to fp32 summation order.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import torch
 import triton
 import triton.language as tl
 
+from residq.kernels import decode
 from residq.kernels.block_formats import block_size, dequantize_blocks
 from residq.kernels.triton_mma import mma
 from residq.kernels.triton_tiles import load_decoded_tile, to_dot_order, to_dot_order_t
@@ -47,10 +55,41 @@ def reference(x_packed: dict[str, torch.Tensor], w_packed: dict[str, torch.Tenso
 
 
 @triton.jit
+def _accumulate_decoded(acc, x_ptr, w_ptr, offs_m, offs_n, M, N, k_begin, k_end, row_stride,
+                        BLOCK_K: tl.constexpr, F32_DOT: tl.constexpr, NUM_STAGES: tl.constexpr):
+    """acc ``[BM, BN]`` += ``X[:, k] @ W[:, k]^T`` over ``[k_begin, k_end)`` from bf16 operands
+    already decoded (``decode.py``); plain loads that Triton pipelines into shared memory."""
+    rows_m = offs_m % M  # wrapped rows: the loads need no row mask (the store masks them)
+    rows_n = offs_n % N
+    for k0 in tl.range(k_begin, k_end, BLOCK_K, num_stages=NUM_STAGES):
+        cols = k0 + tl.arange(0, BLOCK_K)
+        in_range = cols < k_end
+        x = tl.load(x_ptr + rows_m[:, None] * row_stride + cols[None, :], mask=in_range[None, :], other=0.0)
+        w = tl.load(w_ptr + rows_n[None, :] * row_stride + cols[:, None], mask=in_range[:, None], other=0.0)
+        acc = mma(x, w, acc, F32_DOT)
+    return acc
+
+
+@triton.jit
 def _accumulate(acc, xc_ptr, xs_ptr, wc_ptr, ws_ptr, offs_m, offs_n, M, N, k_begin, k_end,
                 k_total, FMT: tl.constexpr, BLOCK_K: tl.constexpr, USE_ASM: tl.constexpr,
-                F32_DOT: tl.constexpr):
-    """acc ``[BM, BN]`` += product of the decoded tiles over columns ``[k_begin, k_end)``."""
+                F32_DOT: tl.constexpr, DECODED: tl.constexpr, row_stride, STAGES: tl.constexpr):
+    """acc ``[BM, BN]`` += product of the tiles over columns ``[k_begin, k_end)``: decoded in
+    registers from the packed operands, or (``DECODED``) loaded from bf16 operands."""
+    if DECODED:
+        acc = _accumulate_decoded(acc, xc_ptr, wc_ptr, offs_m, offs_n, M, N, k_begin, k_end, row_stride,
+                                  BLOCK_K, F32_DOT, STAGES)
+    else:
+        acc = _accumulate_packed(acc, xc_ptr, xs_ptr, wc_ptr, ws_ptr, offs_m, offs_n, M, N, k_begin,
+                                 k_end, k_total, FMT, BLOCK_K, USE_ASM, F32_DOT)
+    return acc
+
+
+@triton.jit
+def _accumulate_packed(acc, xc_ptr, xs_ptr, wc_ptr, ws_ptr, offs_m, offs_n, M, N, k_begin, k_end,
+                       k_total, FMT: tl.constexpr, BLOCK_K: tl.constexpr, USE_ASM: tl.constexpr,
+                       F32_DOT: tl.constexpr):
+    """acc ``[BM, BN]`` += product of the tiles decoded in registers over ``[k_begin, k_end)``."""
     BF16: tl.constexpr = FMT == 1  # NVFP4 decodes to fp16 (cheapest), MXFP4 needs bf16 range
     HALF: tl.constexpr = BLOCK_K // 2
     BM: tl.constexpr = acc.shape[0]
@@ -77,10 +116,10 @@ def _accumulate(acc, xc_ptr, xs_ptr, wc_ptr, ws_ptr, offs_m, offs_n, M, N, k_beg
 @triton.jit(do_not_specialize=["M", "S", "R"])
 def _w4a4_kernel(
     xc_ptr, xs_ptr, gx_ptr, gr_ptr, wc_ptr, ws_ptr, gw_ptr, xa_ptr, b_ptr, out_ptr,
-    M, N, K, S, R, stride_om,
+    M, N, K, S, R, stride_om, row_stride,
     FMT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr, HAS_LOWRANK: tl.constexpr, R_PAD: tl.constexpr,
-    USE_ASM: tl.constexpr, F32_DOT: tl.constexpr,
+    USE_ASM: tl.constexpr, F32_DOT: tl.constexpr, DECODED: tl.constexpr, STAGES: tl.constexpr,
 ):
     pid = tl.program_id(0)
     tiles_m = tl.cdiv(M, BLOCK_M)
@@ -92,10 +131,12 @@ def _w4a4_kernel(
     pid_n = (pid % (GROUP_M * tiles_n)) // group_rows
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    k_total = K + S
+    # S is a multiple of 16; written so, Triton sees that the K + s masks are 16-aligned and
+    # pipelines the residual loop with cp.async (with plain K + S it loads synchronously)
+    k_total = K + (S // 16) * 16
     acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
     acc = _accumulate(acc, xc_ptr, xs_ptr, wc_ptr, ws_ptr, offs_m, offs_n, M, N, 0, K, k_total,
-                      FMT, BLOCK_K, USE_ASM, F32_DOT)
+                      FMT, BLOCK_K, USE_ASM, F32_DOT, DECODED, row_stride, STAGES)
     if FMT == 0:
         g_x = tl.load(gx_ptr)
         g_last = g_x
@@ -103,11 +144,11 @@ def _w4a4_kernel(
             g_last = tl.load(gr_ptr)
             acc = acc * tl.math.div_rn(g_x, g_last)
         acc = _accumulate(acc, xc_ptr, xs_ptr, wc_ptr, ws_ptr, offs_m, offs_n, M, N, K,
-                          k_total, k_total, FMT, BLOCK_K, USE_ASM, F32_DOT)
+                          k_total, k_total, FMT, BLOCK_K, USE_ASM, F32_DOT, DECODED, row_stride, STAGES)
         acc = acc * (g_last * tl.load(gw_ptr))
     else:
         acc = _accumulate(acc, xc_ptr, xs_ptr, wc_ptr, ws_ptr, offs_m, offs_n, M, N, K,
-                          k_total, k_total, FMT, BLOCK_K, USE_ASM, F32_DOT)
+                          k_total, k_total, FMT, BLOCK_K, USE_ASM, F32_DOT, DECODED, row_stride, STAGES)
     if HAS_LOWRANK:
         r_offs = tl.arange(0, R_PAD)
         xa = tl.load(xa_ptr + offs_m[:, None] * R + r_offs[None, :],
@@ -120,18 +161,29 @@ def _w4a4_kernel(
              acc.to(out_ptr.dtype.element_ty), mask=mask)
 
 
-def default_config(m: int, n: int, fmt: str) -> dict:
-    """Tile configuration (tuned on H100; see benchmarks/README.md).
+DECODED_MIN_M = 256  # from here on the "decoded" path is the default for NVFP4 and MXFP4
 
-    Large M: 128 x 128 tiles, K step 64, 8 warps capped at 128 registers (no spills) so two
-    programs share an SM; INT4 needs a K step of 128 (one scale group per step).
+
+def default_config(m: int, n: int, fmt: str) -> dict:
+    """Tile configuration (tuned on H100; see benchmarks/README.md) and ``path``.
+
+    ``path="fused"`` decodes both packed operands in registers inside the GEMM (small M, INT4);
+    ``path="decoded"`` (NVFP4/MXFP4 with M >= ``DECODED_MIN_M``) decodes each operand once with
+    ``decode.py`` and runs a pipelined bf16 GEMM with the same epilogue.
+    Large-M fused: 128 x 128 tiles, K step 64, 8 warps capped at 128 registers so two programs
+    share an SM; INT4 needs a K step of 128 (one scale group per step).
     """
     if m <= 64:
-        return {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 128, "GROUP_M": 8, "num_warps": 4, "num_stages": 4}
+        return {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 128, "GROUP_M": 8, "num_warps": 4, "num_stages": 4,
+                "path": "fused"}
     if fmt == "int4":
-        return {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 128, "GROUP_M": 8, "num_warps": 8, "num_stages": 3}
+        return {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 128, "GROUP_M": 8, "num_warps": 8, "num_stages": 3,
+                "path": "fused"}
+    if m >= DECODED_MIN_M:
+        return {"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 64, "GROUP_M": 8, "num_warps": 8, "num_stages": 3,
+                "path": "decoded"}
     return {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_M": 8, "num_warps": 8, "num_stages": 4,
-                "maxnreg": 128}
+            "maxnreg": 128, "path": "fused"}
 
 
 def _check(x_packed, w_packed, fmt: str, s: int) -> tuple[int, int, int]:
@@ -152,12 +204,18 @@ def launch(x_packed: dict[str, torch.Tensor], w_packed: dict[str, torch.Tensor],
            lowrank_b: torch.Tensor | None = None, out_dtype: torch.dtype = torch.bfloat16,
            config: dict | None = None, use_asm: bool | None = None) -> torch.Tensor:
     """W4A4 product ``(M, N)`` in ``out_dtype``; ``lowrank_xa`` ``(M, r)`` and ``lowrank_b``
-    ``(N, r)`` (16-bit) add ARHQ's ``(X A) B^T``."""
+    ``(N, r)`` (16-bit) add ARHQ's ``(X A) B^T``. ``config`` overrides ``default_config``
+    (tiles, and ``path``: "fused" or "decoded")."""
     m, n, k = _check(x_packed, w_packed, fmt, s)
     device = x_packed["codes"].device
     cfg = dict(default_config(m, n, fmt), **(config or {}))
     if fmt == "int4" and cfg["BLOCK_K"] != 128:
         raise ValueError(f"int4 needs BLOCK_K=128 (one scale group per tile), got {cfg['BLOCK_K']}")
+    path = cfg.get("path", "fused")
+    if path not in ("fused", "decoded"):
+        raise ValueError(f"path must be 'fused' or 'decoded', got {path!r}")
+    if path == "decoded" and fmt == "int4":
+        raise ValueError("the decoded path needs NVFP4 or MXFP4 (INT4 q * step is not exact in bf16)")
     out = torch.empty((m, n), dtype=out_dtype, device=device)
     has_lowrank = lowrank_xa is not None
     r = lowrank_xa.shape[1] if has_lowrank else 0
@@ -169,18 +227,23 @@ def launch(x_packed: dict[str, torch.Tensor], w_packed: dict[str, torch.Tensor],
         lowrank_xa = lowrank_xa.contiguous()
     dummy = x_packed["codes"]
     on_cpu = device.type == "cpu"
+    x_operand, w_operand, row_stride = x_packed["codes"], w_packed["codes"], 0
+    if path == "decoded":  # each operand decoded once to bf16; the kernel then only loads
+        x_operand, w_operand = decode.decode(x_packed, fmt), decode.decode(w_packed, fmt)
+        row_stride = x_operand.shape[1]
     grid = (triton.cdiv(m, cfg["BLOCK_M"]) * triton.cdiv(n, cfg["BLOCK_N"]),)
     g_x = x_packed.get("global_scale", dummy)
     _w4a4_kernel[grid](  # g_r falls back to g_x: its load is compiled even when s == 0
-        x_packed["codes"], x_packed["scale"], g_x, x_packed.get("residual_global_scale", g_x),
-        w_packed["codes"], w_packed["scale"],
+        x_operand, x_packed["scale"], g_x, x_packed.get("residual_global_scale", g_x),
+        w_operand, w_packed["scale"],
         w_packed.get("global_scale", dummy), lowrank_xa if has_lowrank else dummy,
         lowrank_b if has_lowrank else dummy, out,
-        m, n, k, s, r, out.stride(0),
+        m, n, k, s, r, out.stride(0), row_stride,
         FMT=FORMAT_IDS[fmt], BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"],
         BLOCK_K=cfg["BLOCK_K"], GROUP_M=cfg["GROUP_M"], HAS_LOWRANK=has_lowrank,
         R_PAD=max(16, triton.next_power_of_2(max(r, 1))),
-        USE_ASM=(not on_cpu) if use_asm is None else use_asm, F32_DOT=on_cpu,
+        USE_ASM=(not on_cpu) if use_asm is None else use_asm, F32_DOT=on_cpu, DECODED=path == "decoded",
+        STAGES=cfg["num_stages"],
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"], maxnreg=cfg.get("maxnreg"),
     )
     return out

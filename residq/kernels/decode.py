@@ -1,0 +1,79 @@
+"""Decode a packed FP4 operand to bf16 values in global memory: the first half of W4A4's
+"decoded" path (``w4a4.launch(..., config={"path": "decoded"})``).
+
+``decode(packed, fmt)`` turns a packed NVFP4 or MXFP4 operand ``(rows, K)`` (``codes`` uint8
+``(rows, K/2)`` and block ``scale``, see ``block_formats.py``) into the bf16 tensor
+``e2m1 * block_scale`` ``(rows, K)``. These products are exact in bf16 (ALGORITHMS.md 1:
+NVFP4 ``e2m1 * e4m3``, MXFP4 ``e2m1 * 2^e``), so a bf16 GEMM with fp32 accumulation on the
+decoded operands followed by the global scales gives the same result as decoding in registers,
+up to fp32 summation order. NVFP4's global scale is not applied here (``e2m1 * e4m3 * g`` is not
+exact in bf16): the GEMM's epilogue applies it.
+
+Why a separate pass: Hopper has no FP4 tensor cores, and a GEMM that decodes both 4-bit
+operands in registers re-decodes every activation tile N/BLOCK_N times and every weight tile
+M/BLOCK_M times. For prefill-sized M it is cheaper to decode each operand once (bandwidth
+bound: 0.56 bytes read and 2 written per element) and let a pipelined bf16 tensor-core GEMM
+read the result. The decoded weight is a transient buffer; the stored weight stays packed.
+INT4 group-128 is not offered: ``q * step`` (fp16 step) is not exact in 16 bits.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from residq.kernels.block_formats import check_k
+from residq.kernels.triton_tiles import load_decoded_tile
+
+FORMAT_IDS = {"nvfp4": 0, "mxfp4": 1}
+BLOCK_ROWS, BLOCK_COLS = 16, 256
+
+
+@triton.jit
+def _decode_kernel(codes_ptr, scale_ptr, out_ptr, rows, K,
+                   FMT: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr,
+                   USE_ASM: tl.constexpr):
+    """One ``[BLOCK_R, BLOCK_K]`` tile: ``out`` (viewed as int32 ``(rows, K/2)``) gets the bf16
+    pair (even K, odd K) of each packed byte as one 32-bit word."""
+    offs_r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    k0 = tl.program_id(1) * BLOCK_K
+    lo, hi, _ = load_decoded_tile(codes_ptr, scale_ptr, offs_r, rows, k0, K, K, FMT, BLOCK_K, True, USE_ASM)
+    lo_bits = lo.to(tl.uint16, bitcast=True).to(tl.uint32)
+    hi_bits = hi.to(tl.uint16, bitcast=True).to(tl.uint32)
+    word = (lo_bits | (hi_bits << 16)).to(tl.int32, bitcast=True)
+    cols = k0 // 2 + tl.arange(0, BLOCK_K // 2)
+    mask = (offs_r < rows)[:, None] & (cols < K // 2)[None, :]
+    tl.store(out_ptr + offs_r[:, None] * (K // 2) + cols[None, :], word, mask=mask)
+
+
+def reference(packed: dict[str, torch.Tensor], fmt: str) -> torch.Tensor:
+    """bf16 ``(rows, K)`` ``e2m1 * block_scale`` computed in torch (no global scale)."""
+    from residq.kernels.block_formats import dequantize_blocks
+
+    local = dict(packed)
+    if "global_scale" in local:  # the global scale stays out (the GEMM epilogue applies it)
+        local["global_scale"] = torch.ones_like(local["global_scale"])
+    return dequantize_blocks(local, fmt).to(torch.bfloat16)
+
+
+def decode(packed: dict[str, torch.Tensor], fmt: str, use_asm: bool | None = None) -> torch.Tensor:
+    """bf16 ``(rows, K)`` values ``e2m1 * block_scale`` of a packed NVFP4/MXFP4 operand.
+
+    ``packed["codes"]`` uint8 ``(rows, K/2)``, ``packed["scale"]`` uint8 ``(rows, K/SB)``.
+    """
+    if fmt not in FORMAT_IDS:
+        raise ValueError(f"decode supports {sorted(FORMAT_IDS)} (exact in bf16), got {fmt!r}")
+    codes, scale = packed["codes"], packed["scale"]
+    rows, half = codes.shape
+    k = 2 * half
+    check_k(k, fmt)
+    if not (codes.is_contiguous() and scale.is_contiguous()):
+        raise ValueError("decode needs contiguous codes and scales")
+    out = torch.empty((rows, k), dtype=torch.bfloat16, device=codes.device)
+    grid = (triton.cdiv(rows, BLOCK_ROWS), triton.cdiv(k, BLOCK_COLS))
+    _decode_kernel[grid](codes, scale, out.view(torch.int32), rows, k, FMT=FORMAT_IDS[fmt],
+                         BLOCK_R=BLOCK_ROWS, BLOCK_K=BLOCK_COLS,
+                         USE_ASM=(codes.device.type != "cpu") if use_asm is None else use_asm,
+                         num_warps=4)
+    return out
