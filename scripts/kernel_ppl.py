@@ -21,6 +21,12 @@ from residq.pipeline import load_any_model, quantize_with_calibration
 from residq.recipe import load_recipe
 
 
+def recipe_of(label: str):
+    """A preset, or ``NAME+key=value+...`` with overrides (as scripts/run_recipes.py)."""
+    name, *overrides = label.split("+")
+    return load_recipe(name).with_overrides(overrides)
+
+
 @torch.no_grad()
 def layer_agreement(model, layers, tokenizer, args) -> dict:
     """Per layer, ``|kernel - reference| / |reference|`` (Frobenius) of the output on the real
@@ -55,26 +61,30 @@ def main() -> int:
     parser.add_argument("--calib-samples", type=int, default=32)
     parser.add_argument("--max-windows", type=int, default=None)
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--repeats", type=int, default=1, help="evaluate each path this many times")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     rows = []
     for name in args.recipes.split(","):
         model, tokenizer, _ = load_any_model(args.model)
-        quantize_with_calibration(model, tokenizer, load_recipe(name), n_samples=args.calib_samples,
+        quantize_with_calibration(model, tokenizer, recipe_of(name), n_samples=args.calib_samples,
                                   seqlen=args.seqlen, device="cuda", data_dir=args.data_dir, progress=False)
         model = model.to(device="cuda", dtype=torch.bfloat16)
         probe = torch.zeros(1, 8, device="cuda", dtype=torch.bfloat16)
         layers = [m for m in model.modules() if isinstance(m, QuantLinear)]
         fused = sum(1 for m in layers if _eligible(m, probe.new_zeros(1, m.in_features)) is not None)
         row = {"recipe": name, "layers": len(layers), "layers_on_kernels": fused, "seqlen": args.seqlen}
-        for use in (True, False):
-            QuantLinear.use_kernels = use
-            start = time.perf_counter()
-            result = perplexity(model, tokenizer, "wikitext2", seqlen=args.seqlen, max_windows=args.max_windows,
-                                data_dir=args.data_dir, progress=False)
-            torch.cuda.synchronize()
-            row["kernels" if use else "reference"] = {"ppl": result.ppl, "seconds": time.perf_counter() - start,
-                                                      "windows": result.n_windows}
+        # --repeats > 1 evaluates each path again (same process, same model): how far a path
+        # varies run to run (cuBLAS may pick another fp32 summation order for the reference)
+        for repeat in range(args.repeats):
+            for use in (True, False):
+                QuantLinear.use_kernels = use
+                start = time.perf_counter()
+                result = perplexity(model, tokenizer, "wikitext2", seqlen=args.seqlen,
+                                    max_windows=args.max_windows, data_dir=args.data_dir, progress=False)
+                torch.cuda.synchronize()
+                key = ("kernels" if use else "reference") + (f"_repeat{repeat}" if repeat else "")
+                row[key] = {"ppl": result.ppl, "seconds": time.perf_counter() - start, "windows": result.n_windows}
         QuantLinear.use_kernels = True
         row["layer_rel_error"] = layer_agreement(model, layers, tokenizer, args)
         rows.append(row)
