@@ -124,13 +124,22 @@ def kernel_ppl_section() -> list[str]:
         return []
     data = json.loads(path.read_text())
     lines = ["## Quantized SmolLM2 through the kernels vs the reference path (issue 5)", "",
-             f"`python scripts/kernel_ppl.py --model smollm2-135m --calib-samples 32 --max-windows 40 --out ...` "
-             f"on {data['device']}: bf16 model, WikiText-2 test, seqlen 2048, first 40 windows.", "",
-             "| recipe | layers on kernels | ppl (kernels) | ppl (reference) | s (kernels) | s (reference) |",
-             "|---|---|---|---|---|---|"]
+             f"`{data.get('command', 'python scripts/kernel_ppl.py --max-windows 40')}` on {data['device']} "
+             f"({data.get('date', '')}): bf16 model, 32 calibration windows, WikiText-2 test, seqlen 2048, first 40 "
+             "windows. W4A4 layers take the decoded path (M = 2048 tokens per call). `layer rel. error` = "
+             "max over layers of |kernel - reference| / |reference| of one layer's output on the real inputs of one "
+             "calibration window." + (f" {data['note']}." if data.get("note") else ""), "",
+             "| recipe | layers on kernels | ppl (kernels) | ppl (reference) | layer rel. error (max) | s (kernels) | s (reference) |",
+             "|---|---|---|---|---|---|---|"]
     for r in data["rows"]:
-        lines.append(f"| {r['recipe']} | {r['layers_on_kernels']}/{r['layers']} | {r['kernels']['ppl']:.3f} | "
-                     f"{r['reference']['ppl']:.3f} | {r['kernels']['seconds']:.1f} | {r['reference']['seconds']:.1f} |")
+        err = r.get("layer_rel_error", {}).get("max")
+        repeats = sum(1 for key in r if key.startswith("kernels_repeat"))
+        same = all(r[f"{p}_repeat{i}"]["ppl"] == r[p]["ppl"] for p in ("kernels", "reference")
+                   for i in range(1, repeats + 1))
+        note = f" ({repeats + 1} runs each, identical)" if repeats and same else ""
+        lines.append(f"| {r['recipe']}{note} | {r['layers_on_kernels']}/{r['layers']} | {r['kernels']['ppl']:.3f} | "
+                     f"{r['reference']['ppl']:.3f} | {fmt(err, '.1e')} | {r['kernels']['seconds']:.1f} | "
+                     f"{r['reference']['seconds']:.1f} |")
     return lines + [""]
 
 
