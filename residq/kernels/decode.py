@@ -31,11 +31,11 @@ BLOCK_ROWS, BLOCK_COLS = 16, 256
 
 
 @triton.jit
-def _decode_kernel(codes_ptr, scale_ptr, out_ptr, rows, K,
+def _decode_kernel(codes_ptr, scale_ptr, out_ptr, rows, K, out_stride,
                    FMT: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr,
                    USE_ASM: tl.constexpr):
-    """One ``[BLOCK_R, BLOCK_K]`` tile: ``out`` (viewed as int32 ``(rows, K/2)``) gets the bf16
-    pair (even K, odd K) of each packed byte as one 32-bit word."""
+    """One ``[BLOCK_R, BLOCK_K]`` tile: ``out`` (int32 words, ``out_stride`` per row) gets the
+    bf16 pair (even K, odd K) of each packed byte as one 32-bit word."""
     offs_r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
     k0 = tl.program_id(1) * BLOCK_K
     lo, hi, _ = load_decoded_tile(codes_ptr, scale_ptr, offs_r, rows, k0, K, K, FMT, BLOCK_K, True, USE_ASM)
@@ -44,7 +44,7 @@ def _decode_kernel(codes_ptr, scale_ptr, out_ptr, rows, K,
     word = (lo_bits | (hi_bits << 16)).to(tl.int32, bitcast=True)
     cols = k0 // 2 + tl.arange(0, BLOCK_K // 2)
     mask = (offs_r < rows)[:, None] & (cols < K // 2)[None, :]
-    tl.store(out_ptr + offs_r[:, None] * (K // 2) + cols[None, :], word, mask=mask)
+    tl.store(out_ptr + offs_r[:, None] * out_stride + cols[None, :], word, mask=mask)
 
 
 def reference(packed: dict[str, torch.Tensor], fmt: str) -> torch.Tensor:
@@ -57,10 +57,14 @@ def reference(packed: dict[str, torch.Tensor], fmt: str) -> torch.Tensor:
     return dequantize_blocks(local, fmt).to(torch.bfloat16)
 
 
-def decode(packed: dict[str, torch.Tensor], fmt: str, use_asm: bool | None = None) -> torch.Tensor:
+def decode(packed: dict[str, torch.Tensor], fmt: str, use_asm: bool | None = None,
+           row_align: int = 1) -> torch.Tensor:
     """bf16 ``(rows, K)`` values ``e2m1 * block_scale`` of a packed NVFP4/MXFP4 operand.
 
     ``packed["codes"]`` uint8 ``(rows, K/2)``, ``packed["scale"]`` uint8 ``(rows, K/SB)``.
+    ``row_align``: the result is a view whose row stride is K rounded up to this many elements
+    (64 = 128-byte rows: a GEMM's K tiles then start on cache lines; ARCQuant's K + s often is
+    not such a multiple). The padding columns are left unwritten.
     """
     if fmt not in FORMAT_IDS:
         raise ValueError(f"decode supports {sorted(FORMAT_IDS)} (exact in bf16), got {fmt!r}")
@@ -70,9 +74,13 @@ def decode(packed: dict[str, torch.Tensor], fmt: str, use_asm: bool | None = Non
     check_k(k, fmt)
     if not (codes.is_contiguous() and scale.is_contiguous()):
         raise ValueError("decode needs contiguous codes and scales")
-    out = torch.empty((rows, k), dtype=torch.bfloat16, device=codes.device)
+    stride = -(-k // row_align) * row_align
+    if stride % 2:
+        raise ValueError(f"row_align must keep rows a whole number of 32-bit words, got {row_align}")
+    buffer = torch.empty((rows, stride), dtype=torch.bfloat16, device=codes.device)
+    out = buffer[:, :k]
     grid = (triton.cdiv(rows, BLOCK_ROWS), triton.cdiv(k, BLOCK_COLS))
-    _decode_kernel[grid](codes, scale, out.view(torch.int32), rows, k, FMT=FORMAT_IDS[fmt],
+    _decode_kernel[grid](codes, scale, buffer.view(torch.int32), rows, k, stride // 2, FMT=FORMAT_IDS[fmt],
                          BLOCK_R=BLOCK_ROWS, BLOCK_K=BLOCK_COLS,
                          USE_ASM=(codes.device.type != "cpu") if use_asm is None else use_asm,
                          num_warps=4)

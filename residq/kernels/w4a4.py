@@ -33,6 +33,7 @@ from residq.kernels import decode
 from residq.kernels.block_formats import block_size, dequantize_blocks
 from residq.kernels.triton_mma import mma
 from residq.kernels.triton_tiles import load_decoded_tile, to_dot_order, to_dot_order_t
+from residq.kernels.w4a4_wregs import w4a4_wregs_kernel
 
 FORMAT_IDS = {"nvfp4": 0, "mxfp4": 1, "int4": 2}
 
@@ -162,6 +163,7 @@ def _w4a4_kernel(
 
 
 DECODED_MIN_M = 256  # from here on the "decoded" path is the default for NVFP4 and MXFP4
+PATHS = ("fused", "decoded", "wregs")
 
 
 def default_config(m: int, n: int, fmt: str) -> dict:
@@ -205,17 +207,17 @@ def launch(x_packed: dict[str, torch.Tensor], w_packed: dict[str, torch.Tensor],
            config: dict | None = None, use_asm: bool | None = None) -> torch.Tensor:
     """W4A4 product ``(M, N)`` in ``out_dtype``; ``lowrank_xa`` ``(M, r)`` and ``lowrank_b``
     ``(N, r)`` (16-bit) add ARHQ's ``(X A) B^T``. ``config`` overrides ``default_config``
-    (tiles, and ``path``: "fused" or "decoded")."""
+    (tiles, and ``path``: "fused", "decoded" or "wregs")."""
     m, n, k = _check(x_packed, w_packed, fmt, s)
     device = x_packed["codes"].device
     cfg = dict(default_config(m, n, fmt), **(config or {}))
     if fmt == "int4" and cfg["BLOCK_K"] != 128:
         raise ValueError(f"int4 needs BLOCK_K=128 (one scale group per tile), got {cfg['BLOCK_K']}")
     path = cfg.get("path", "fused")
-    if path not in ("fused", "decoded"):
-        raise ValueError(f"path must be 'fused' or 'decoded', got {path!r}")
-    if path == "decoded" and fmt == "int4":
-        raise ValueError("the decoded path needs NVFP4 or MXFP4 (INT4 q * step is not exact in bf16)")
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {PATHS}, got {path!r}")
+    if path != "fused" and fmt == "int4":
+        raise ValueError(f"the {path} path needs NVFP4 or MXFP4 (INT4 q * step is not exact in bf16)")
     out = torch.empty((m, n), dtype=out_dtype, device=device)
     has_lowrank = lowrank_xa is not None
     r = lowrank_xa.shape[1] if has_lowrank else 0
@@ -227,12 +229,27 @@ def launch(x_packed: dict[str, torch.Tensor], w_packed: dict[str, torch.Tensor],
         lowrank_xa = lowrank_xa.contiguous()
     dummy = x_packed["codes"]
     on_cpu = device.type == "cpu"
-    x_operand, w_operand, row_stride = x_packed["codes"], w_packed["codes"], 0
-    if path == "decoded":  # each operand decoded once to bf16; the kernel then only loads
-        x_operand, w_operand = decode.decode(x_packed, fmt), decode.decode(w_packed, fmt)
-        row_stride = x_operand.shape[1]
+    r_pad = max(16, triton.next_power_of_2(max(r, 1)))
+    use_asm = (not on_cpu) if use_asm is None else use_asm
     grid = (triton.cdiv(m, cfg["BLOCK_M"]) * triton.cdiv(n, cfg["BLOCK_N"]),)
     g_x = x_packed.get("global_scale", dummy)
+    if path == "wregs":  # activations decoded once, the weight decoded inside the GEMM
+        x_values = decode.decode(x_packed, fmt, row_align=64)
+        w4a4_wregs_kernel[grid](
+            x_values, g_x, x_packed.get("residual_global_scale", g_x), w_packed["codes"], w_packed["scale"],
+            w_packed.get("global_scale", dummy), lowrank_xa if has_lowrank else dummy,
+            lowrank_b if has_lowrank else dummy, out, m, n, k, s, r, out.stride(0), x_values.stride(0),
+            FMT=FORMAT_IDS[fmt], BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], BLOCK_K=cfg["BLOCK_K"],
+            GROUP_M=cfg["GROUP_M"], HAS_LOWRANK=has_lowrank, R_PAD=r_pad, USE_ASM=use_asm, F32_DOT=on_cpu,
+            STAGES=cfg["num_stages"], num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
+        )
+        return out
+    x_operand, w_operand, row_stride = x_packed["codes"], w_packed["codes"], 0
+    if path == "decoded":  # each operand decoded once to bf16; the kernel then only loads
+        # rows padded to 128 bytes (ARCQuant's K + s is often not a multiple of 64)
+        x_operand = decode.decode(x_packed, fmt, row_align=64)
+        w_operand = decode.decode(w_packed, fmt, row_align=64)
+        row_stride = x_operand.stride(0)
     _w4a4_kernel[grid](  # g_r falls back to g_x: its load is compiled even when s == 0
         x_operand, x_packed["scale"], g_x, x_packed.get("residual_global_scale", g_x),
         w_operand, w_packed["scale"],
@@ -241,8 +258,7 @@ def launch(x_packed: dict[str, torch.Tensor], w_packed: dict[str, torch.Tensor],
         m, n, k, s, r, out.stride(0), row_stride,
         FMT=FORMAT_IDS[fmt], BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"],
         BLOCK_K=cfg["BLOCK_K"], GROUP_M=cfg["GROUP_M"], HAS_LOWRANK=has_lowrank,
-        R_PAD=max(16, triton.next_power_of_2(max(r, 1))),
-        USE_ASM=(not on_cpu) if use_asm is None else use_asm, F32_DOT=on_cpu, DECODED=path == "decoded",
+        R_PAD=r_pad, USE_ASM=use_asm, F32_DOT=on_cpu, DECODED=path == "decoded",
         STAGES=cfg["num_stages"],
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"], maxnreg=cfg.get("maxnreg"),
     )

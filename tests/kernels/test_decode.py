@@ -30,6 +30,13 @@ def test_decode_is_exact(fmt, rows, k):
     assert torch.equal(out.cpu(), decode.reference(packed, fmt).cpu())
 
 
+def test_row_align_pads_the_stride_only():
+    packed = {key: v.to(DEVICE) for key, v in quantize_blocks(torch.randn(5, 80), "nvfp4").items()}
+    out = decode.decode(packed, "nvfp4", row_align=64)
+    assert out.shape == (5, 80) and out.stride(0) == 128
+    assert torch.equal(out.cpu(), decode.reference(packed, "nvfp4").cpu())
+
+
 def test_global_scale_left_out():
     packed = quantize_blocks(torch.randn(4, 64) * 1000, "nvfp4")
     assert float(packed["global_scale"]) != 1.0
