@@ -195,9 +195,7 @@ class Bench:
             tiles = [(64, 64, 128, 4, 4, None, "fused"), (64, 128, 128, 4, 3, None, "fused")]
         else:  # decoded: bf16 GEMM tiles; fused: 128 registers, two 8-warp programs per SM
             tiles = [(128, 256, 64, 8, 3, None, "decoded"), (128, 256, 64, 8, 4, None, "decoded"),
-                     (256, 128, 64, 8, 3, None, "decoded"),
-                     (128, 256, 64, 8, 3, None, "wregs"), (128, 256, 64, 8, 4, None, "wregs"),
-                     (256, 128, 64, 8, 3, None, "wregs"), (128, 128, 64, 4, 4, None, "wregs"),
+                     (256, 128, 64, 8, 3, None, "decoded"), (128, 128, 64, 4, 4, None, "decoded"),
                      (128, 128, 64, 8, 4, 128, "fused")]
         keys = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "num_warps", "num_stages", "maxnreg", "path")
         cfgs = [dict(zip(keys, t), GROUP_M=8) for t in tiles]

@@ -33,7 +33,6 @@ from residq.kernels import decode
 from residq.kernels.block_formats import block_size, dequantize_blocks
 from residq.kernels.triton_mma import mma
 from residq.kernels.triton_tiles import load_decoded_tile, to_dot_order, to_dot_order_t
-from residq.kernels.w4a4_wregs import w4a4_wregs_kernel
 
 FORMAT_IDS = {"nvfp4": 0, "mxfp4": 1, "int4": 2}
 
@@ -163,7 +162,7 @@ def _w4a4_kernel(
 
 
 DECODED_MIN_M = 256  # from here on the "decoded" path is the default for NVFP4 and MXFP4
-PATHS = ("fused", "decoded", "wregs")
+PATHS = ("fused", "decoded")
 
 
 def default_config(m: int, n: int, fmt: str) -> dict:
@@ -207,7 +206,7 @@ def launch(x_packed: dict[str, torch.Tensor], w_packed: dict[str, torch.Tensor],
            config: dict | None = None, use_asm: bool | None = None) -> torch.Tensor:
     """W4A4 product ``(M, N)`` in ``out_dtype``; ``lowrank_xa`` ``(M, r)`` and ``lowrank_b``
     ``(N, r)`` (16-bit) add ARHQ's ``(X A) B^T``. ``config`` overrides ``default_config``
-    (tiles, and ``path``: "fused", "decoded" or "wregs")."""
+    (tiles, and ``path``: "fused" or "decoded")."""
     m, n, k = _check(x_packed, w_packed, fmt, s)
     device = x_packed["codes"].device
     cfg = dict(default_config(m, n, fmt), **(config or {}))
@@ -233,17 +232,6 @@ def launch(x_packed: dict[str, torch.Tensor], w_packed: dict[str, torch.Tensor],
     use_asm = (not on_cpu) if use_asm is None else use_asm
     grid = (triton.cdiv(m, cfg["BLOCK_M"]) * triton.cdiv(n, cfg["BLOCK_N"]),)
     g_x = x_packed.get("global_scale", dummy)
-    if path == "wregs":  # activations decoded once, the weight decoded inside the GEMM
-        x_values = decode.decode(x_packed, fmt, row_align=64)
-        w4a4_wregs_kernel[grid](
-            x_values, g_x, x_packed.get("residual_global_scale", g_x), w_packed["codes"], w_packed["scale"],
-            w_packed.get("global_scale", dummy), lowrank_xa if has_lowrank else dummy,
-            lowrank_b if has_lowrank else dummy, out, m, n, k, s, r, out.stride(0), x_values.stride(0),
-            FMT=FORMAT_IDS[fmt], BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], BLOCK_K=cfg["BLOCK_K"],
-            GROUP_M=cfg["GROUP_M"], HAS_LOWRANK=has_lowrank, R_PAD=r_pad, USE_ASM=use_asm, F32_DOT=on_cpu,
-            STAGES=cfg["num_stages"], num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
-        )
-        return out
     x_operand, w_operand, row_stride = x_packed["codes"], w_packed["codes"], 0
     if path == "decoded":  # each operand decoded once to bf16; the kernel then only loads
         # rows padded to 128 bytes (ARCQuant's K + s is often not a multiple of 64)
