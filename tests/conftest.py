@@ -11,7 +11,7 @@ if not torch.cuda.is_available():
     # GPU, the kernel tests run in Triton's CPU interpreter.
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-import pytest  # noqa: E402
+import pytest
 from residq_testing import smollm2_tokenizer, tiny_model
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import residq.demo as demo
-from residq.presets import PRESETS
 from residq_testing import tiny_model
+
+from residq import demo
 from residq.api import quantize
+from residq.presets import PRESETS
 
 
 def test_default_recipes_add_the_first_available_w4a4_preset():

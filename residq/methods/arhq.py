@@ -28,9 +28,9 @@ from residq.methods.gptq import gptq_quantize
 from residq.methods.lowrank import (
     adaptive_rank,
     arhq_factors,
-    refit_factors,
     branch_overhead,
     energy_kept,
+    refit_factors,
     ridge_gamma,
     weight_error_ratio,
 )
