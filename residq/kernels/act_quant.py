@@ -148,11 +148,13 @@ def _load_block_tile(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm,
         x = tl.load(row_base + src[None, :, :], mask=mask, other=0.0)
     elif HAS_RESIDUAL:
         # two contiguous loads (main columns, and the residual's sources S columns back) instead
-        # of one gather: S written as a multiple of 16 keeps both 16-byte vector loads
+        # of one gather: S written as a multiple of 16 keeps both 16-byte vector loads; the
+        # second only in the chunks that hold residual blocks
         in_main = (cols < K)[None, :, :]
         x = tl.load(row_base + cols[None, :, :], mask=mask & in_main, other=0.0)
-        x_res = tl.load(row_base + (cols - (S // 16) * 16)[None, :, :], mask=mask & ~in_main, other=0.0)
-        x = tl.where(in_main, x, x_res)
+        if (tl.max(blocks, axis=0) + 1) * SB > K:
+            x_res = tl.load(row_base + (cols - (S // 16) * 16)[None, :, :], mask=mask & ~in_main, other=0.0)
+            x = tl.where(in_main, x, x_res)
     else:
         x = tl.load(row_base + cols[None, :, :], mask=mask, other=0.0)
     return x.to(tl.float32), cols
