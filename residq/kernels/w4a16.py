@@ -11,6 +11,11 @@
   Small M uses BLOCK_M = 16 and split-K: each of SPLIT_K programs of a tile writes an fp32
   partial, and the last one to finish (an atomic counter per tile, reset by that program) sums
   them and writes the output, all in one launch. Large M uses bigger tiles and no split.
+* "decoded" (NVFP4/MXFP4 with M >= ``DECODED_MIN_M``, prefill): the weight is decoded once to
+  x's dtype (``decode.py``, global scale folded in, the same values as the reference path's
+  dequantized weight) and cuBLAS multiplies. At M = 2048 the tiled kernel ran 2.4x slower than
+  bf16 on one Llama-3-8B layer (``residq bench``), while one decode pass costs ~15 us per
+  4096 x 4096 weight on the H100. The 16-bit weight is transient.
 
 Exactness: weights decode to exact 16-bit values (NVFP4/MXFP4 times their block scale; INT4
 ``q`` with the step applied to each 128-wide fp32 partial product), the tensor cores
@@ -24,6 +29,7 @@ import torch
 import triton
 import triton.language as tl
 
+from residq.kernels import decode
 from residq.kernels.block_formats import block_size, check_k, dequantize_blocks
 from residq.kernels.triton_mma import mma
 from residq.kernels.triton_tiles import load_decoded_tile, to_dot_order
@@ -37,6 +43,7 @@ from residq.kernels.w4a16_skinny import (
 )
 
 _workspaces: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+DECODED_MIN_M = 256  # tokens from which NVFP4/MXFP4 decode the weight once and call cuBLAS
 
 
 def reference(x: torch.Tensor, packed: dict[str, torch.Tensor], fmt: str) -> torch.Tensor:
@@ -149,10 +156,12 @@ def split_k_for(m: int, n: int, k: int, cfg: dict, sm_count: int = SM_COUNT_GUES
 def resolve_config(x: torch.Tensor, packed: dict[str, torch.Tensor], fmt: str,
                    config: dict | None = None) -> dict:
     """The configuration ``launch`` runs: ``{"kernel": "skinny", ...}`` (``skinny_config``
-    keys) or ``{"kernel": "tiled", ...}`` (``default_config`` keys and ``SPLIT_K``).
+    keys), ``{"kernel": "decoded"}`` or ``{"kernel": "tiled", ...}`` (``default_config`` keys and
+    ``SPLIT_K``).
 
     Default: skinny for M <= SKINNY_MAX_M (on H100 it beat the tiled kernel at M = 1, and lost to
-    it at M = 16, see benchmarks/README.md), tiled otherwise; ``config["kernel"]`` forces one.
+    it at M = 16, see benchmarks/README.md), decoded for NVFP4/MXFP4 from M = DECODED_MIN_M,
+    tiled otherwise (and whenever tile keys are given); ``config["kernel"]`` forces one.
     """
     m, k = x.shape
     n = packed["codes"].shape[0]
@@ -163,6 +172,10 @@ def resolve_config(x: torch.Tensor, packed: dict[str, torch.Tensor], fmt: str,
         raise ValueError("the skinny kernel needs M <= 16, K % 128 == 0 and 16-byte aligned rows")
     if kind == "skinny" or (kind is None and m <= SKINNY_MAX_M and supported):
         return dict(skinny_config(m, n, k, fmt), **config)
+    if kind == "decoded" or (kind is None and not config and m >= DECODED_MIN_M and fmt in ("nvfp4", "mxfp4")):
+        if fmt not in ("nvfp4", "mxfp4"):
+            raise ValueError(f"the decoded W4A16 path needs nvfp4 or mxfp4, got {fmt}")
+        return {"kernel": "decoded"}
     return dict(default_config(m, n, k, fmt), kernel="tiled", **config)
 
 
@@ -212,6 +225,9 @@ def launch(x: torch.Tensor, packed: dict[str, torch.Tensor], fmt: str,
     cfg = resolve_config(x, packed, fmt, config)
     if cfg["kernel"] == "skinny":
         return launch_skinny(x, packed, fmt, out, cfg, use_asm)
+    if cfg["kernel"] == "decoded":
+        weight = decode.decode(packed, fmt, use_asm=use_asm, global_scale=True, dtype=x.dtype)
+        return torch.matmul(x, weight.T, out=out)
     split = cfg.get("SPLIT_K") or split_k_for(m, n, k, cfg)
     if fmt == "int4" and cfg["BLOCK_K"] != 128:
         raise ValueError(f"int4 needs BLOCK_K=128 (one scale group per tile), got {cfg['BLOCK_K']}")

@@ -37,6 +37,20 @@ def test_row_align_pads_the_stride_only():
     assert torch.equal(out.cpu(), decode.reference(packed, "nvfp4").cpu())
 
 
+@pytest.mark.parametrize("fmt, dtype", [("nvfp4", torch.bfloat16), ("nvfp4", torch.float16),
+                                        ("mxfp4", torch.bfloat16)])
+def test_global_scale_folded_in_like_the_dequantized_weight(fmt, dtype):
+    """``global_scale=True``: the 16-bit weight a W4A16 GEMM multiplies, bit for bit the
+    float32 dequantization rounded to ``dtype``."""
+    packed = {key: v.to(DEVICE) for key, v in quantize_blocks(torch.randn(24, 256) * 30, fmt).items()}
+    out = decode.decode(packed, fmt, global_scale=True, dtype=dtype)
+    expected = decode.reference(packed, fmt, global_scale=True, dtype=dtype)
+    assert out.dtype == dtype and torch.equal(out.cpu(), expected.cpu())
+    from residq.kernels.block_formats import dequantize_blocks
+
+    assert torch.equal(expected.cpu(), dequantize_blocks({k: v.cpu() for k, v in packed.items()}, fmt).to(dtype))
+
+
 def test_global_scale_left_out():
     packed = quantize_blocks(torch.randn(4, 64) * 1000, "nvfp4")
     assert float(packed["global_scale"]) != 1.0
@@ -51,5 +65,7 @@ def test_rejects_int4_and_bad_k():
     with pytest.raises(ValueError, match="exact in bf16"):
         decode.decode(packed, "int4")
     nv = quantize_blocks(torch.randn(4, 64), "nvfp4")
+    with pytest.raises(ValueError, match="fp16 output needs"):
+        decode.decode(quantize_blocks(torch.randn(4, 64), "nvfp4"), "nvfp4", dtype=torch.float16)
     with pytest.raises(ValueError, match="multiple of 16"):
         decode.decode({"codes": nv["codes"][:, :4], "scale": nv["scale"]}, "nvfp4")

@@ -97,6 +97,25 @@ def test_ptx_decode_equals_plain_decode(fmt):
     assert torch.equal(fast, plain)
 
 
+@pytest.mark.parametrize("fmt, dtype", FORMATS[:3])
+def test_decoded_path_equals_the_dequantized_weight_product(fmt, dtype):
+    """Prefill-sized M: decode once (global scale folded in) and one 16-bit matmul, the same
+    product the reference path takes with its dequantized 16-bit weight."""
+    x, packed = _problem(fmt, w4a16.DECODED_MIN_M, 40, 256, dtype)
+    assert w4a16.resolve_config(x, packed, fmt)["kernel"] == "decoded"
+    out = w4a16.launch(x, packed, fmt)
+    from residq.kernels.block_formats import dequantize_blocks
+
+    weight = dequantize_blocks({key: v.cpu() for key, v in packed.items()}, fmt).to(dtype)
+    expected = (x.cpu() @ weight.T)
+    assert out.dtype == dtype
+    assert float((out.cpu().float() - expected.float()).norm() / expected.float().norm()) < 1e-2
+    assert float((out.float() - w4a16.reference(x, packed, fmt).float()).norm()
+                 / w4a16.reference(x, packed, fmt).float().norm()) < 1e-2
+    with pytest.raises(ValueError, match="decoded W4A16 path needs"):
+        w4a16.resolve_config(*_problem("int4", 4, 32, 256, torch.bfloat16), "int4", {"kernel": "decoded"})
+
+
 def test_default_kernel_choice():
     x, packed = _problem("nvfp4", 1, 32, 256, torch.bfloat16)
     assert w4a16.resolve_config(x, packed, "nvfp4")["kernel"] == "skinny"
