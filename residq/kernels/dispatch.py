@@ -10,6 +10,7 @@ accepted too). Packed tensors are dicts laid out as ``residq.formats.pack`` writ
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 
 import torch
@@ -17,9 +18,15 @@ import torch
 _FORMAT_ALIASES = {"nvfp4": "nvfp4", "mxfp4": "mxfp4", "int4": "int4", "int4-g128-sym": "int4"}
 
 
+@functools.lru_cache(maxsize=1)
+def _triton_installed() -> bool:
+    return importlib.util.find_spec("triton") is not None
+
+
 def available() -> bool:
-    """True when CUDA is usable and Triton is importable (the kernels can run)."""
-    return torch.cuda.is_available() and importlib.util.find_spec("triton") is not None
+    """True when CUDA is usable and Triton is importable (the kernels can run). Called on every
+    QuantLinear forward, so the package lookup is done once."""
+    return torch.cuda.is_available() and _triton_installed()
 
 
 def _format(fmt: str) -> str:

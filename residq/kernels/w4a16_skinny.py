@@ -9,6 +9,8 @@ described below); split-K through a self-resetting fp32 workspace, one launch pe
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import triton
 import triton.language as tl
@@ -84,6 +86,7 @@ def _shift_decode(word: str, dst: list[str], bf16: bool) -> list[str]:
     return lines
 
 
+@functools.lru_cache(maxsize=None)
 def skinny_mma_ptx(fmt: int, bf16: bool, n_tiles: int) -> str:
     """Inline PTX for one lane's 8-byte half of its 16 bytes of one 128-column segment.
 
