@@ -14,17 +14,11 @@ import time
 
 import torch
 
+from residq.eval.compare_run import parse_recipe_label
 from residq.eval.perplexity import perplexity
 from residq.nn.kernel_path import _eligible
 from residq.nn.quant_linear import QuantLinear
 from residq.pipeline import load_any_model, quantize_with_calibration
-from residq.recipe import load_recipe
-
-
-def recipe_of(label: str):
-    """A preset, or ``NAME+key=value+...`` with overrides (as scripts/run_recipes.py)."""
-    name, *overrides = label.split("+")
-    return load_recipe(name).with_overrides(overrides)
 
 
 @torch.no_grad()
@@ -67,7 +61,7 @@ def main() -> int:
     rows = []
     for name in args.recipes.split(","):
         model, tokenizer, _ = load_any_model(args.model)
-        quantize_with_calibration(model, tokenizer, recipe_of(name), n_samples=args.calib_samples,
+        quantize_with_calibration(model, tokenizer, parse_recipe_label(name, []), n_samples=args.calib_samples,
                                   seqlen=args.seqlen, device="cuda", data_dir=args.data_dir, progress=False)
         model = model.to(device="cuda", dtype=torch.bfloat16)
         probe = torch.zeros(1, 8, device="cuda", dtype=torch.bfloat16)

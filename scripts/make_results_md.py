@@ -84,12 +84,16 @@ def settings_line(rows: list[dict], name: str) -> str:
             + f" --out docs/results/{name}`")
 
 
+def load_json(path: Path) -> dict | None:
+    """The parsed JSON file at ``path``, or None when it is not there (its section is left out)."""
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def kernel_section() -> list[str]:
     """Min-max speed-up over cuBLAS bf16 per kernel, format and M (benchmarks/kernels.py rows)."""
-    path = ROOT / "benchmarks" / "results" / "kernels-h100.json"
-    if not path.exists():
+    data = load_json(ROOT / "benchmarks" / "results" / "kernels-h100.json")
+    if data is None:
         return []
-    data = json.loads(path.read_text())
     groups: dict[tuple, list[float]] = {}
     for row in data["rows"]:
         if row.get("M") is None or row["kernel"] in ("copy", "bf16-cublas"):
@@ -119,10 +123,9 @@ def kernel_section() -> list[str]:
 
 
 def kernel_ppl_section() -> list[str]:
-    path = RESULTS / "kernel_ppl-h100.json"
-    if not path.exists():
+    data = load_json(RESULTS / "kernel_ppl-h100.json")
+    if data is None:
         return []
-    data = json.loads(path.read_text())
     lines = ["## Quantized SmolLM2 through the kernels vs the reference path (issue 5)", "",
              f"`{data.get('command', 'python scripts/kernel_ppl.py --max-windows 40')}` on {data['device']} "
              f"({data.get('date', '')}): bf16 model, 32 calibration windows, WikiText-2 test, seqlen 2048, first 40 "
@@ -145,12 +148,11 @@ def kernel_ppl_section() -> list[str]:
 
 def bench_section() -> list[str]:
     """``residq bench`` on the GPU: the model table and the Llama-3-8B-shaped layer table."""
-    path = RESULTS / "bench-smollm2-h100.json"
-    if not path.exists():
+    data = load_json(RESULTS / "bench-smollm2-h100.json")
+    if data is None:
         return []
     from residq.commands.bench import format_tables
 
-    data = json.loads(path.read_text())
     overhead = RESULTS / "linear-overhead-h100.log"
     lines = ["## `residq bench` on the H100 (issue 5)", "",
              "`python -m residq.cli bench /tmp/smol.gguf --recipes w4a16-nvfp4-rtn,w4a4-nvfp4-rtn,w4a4-nvfp4-flagship "
@@ -175,10 +177,9 @@ def bench_section() -> list[str]:
 
 def quarot_section() -> list[str]:
     """Rotation with and without: perplexity and mean held-out SNR per layer kind."""
-    path = RESULTS / "quarot-diagnosis.json"
-    if not path.exists():
+    data = load_json(RESULTS / "quarot-diagnosis.json")
+    if data is None:
         return []
-    data = json.loads(path.read_text())
     kinds = list(next(r["snr_db"] for r in data["rows"] if "snr_db" in r))
     lines = ["## Does QuaRot's rotation help weight quantization here? (issue 4)", "",
              f"`python scripts/quarot_diagnosis.py --seqlen {data['seqlen']} --calib-samples {data['calib_samples']} "
@@ -215,10 +216,9 @@ def eigen_section() -> list[str]:
 
 
 def zeroshot_section() -> list[str]:
-    path = RESULTS / "zeroshot-smollm2-limit500.json"
-    if not path.exists():
+    data = load_json(RESULTS / "zeroshot-smollm2-limit500.json")
+    if data is None:
         return []
-    data = json.loads(path.read_text())
     lines = ["## Zero-shot accuracy of the FP model (issue 6)", "",
              "`python scripts/zeroshot_smollm2.py --limit 500 --engine both` (CPU, seeded subset of 500 rows, "
              "seed 0; native = residq's scorer, harness = lm-evaluation-harness 0.4.13 on the same rows).", "",

@@ -31,7 +31,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("bench", help="prefill/decode tokens/s and peak memory vs the bf16 model")
     p.add_argument("model", help="HF directory, hub id, .gguf file, smollm2-135m, or a residq checkpoint")
     p.add_argument("--recipes", default=DEFAULT_RECIPES,
-                   help="float model only: comma list of recipes to quantize with (random-token calibration)")
+                   help="float model only: comma list of recipes (NAME or NAME+key=value) to quantize with "
+                        "(random-token calibration)")
     p.add_argument("--prefill", type=int, default=2048, help="tokens per prefill forward")
     p.add_argument("--decode", type=int, default=64, help="decode steps (0 skips decoding)")
     p.add_argument("--batch", type=int, default=1, help="sequences per forward")
@@ -63,9 +64,9 @@ def _kernel_layers(model) -> int:
 
 def _quantized(model, recipe_name: str, args, device: torch.device):
     from residq.api import quantize
-    from residq.recipe import load_recipe
+    from residq.eval.compare_run import parse_recipe_label
 
-    recipe = load_recipe(recipe_name)
+    recipe = parse_recipe_label(recipe_name, [])
     calibration = _random_calibration(model.config.vocab_size, args.calib_samples, args.calib_seqlen)
     quantize(model, recipe, calibration, device=device, progress=not args.quiet)
     return model

@@ -24,7 +24,7 @@ import torch
 import triton
 import triton.language as tl
 
-from residq.kernels.block_formats import block_size, check_k, dequantize_blocks, quantize_blocks
+from residq.kernels.block_formats import FORMAT_IDS, block_size, check_k, dequantize_blocks, quantize_blocks
 from residq.kernels.triton_codes import (
     e2m1_encode,
     e2m1_value,
@@ -35,7 +35,6 @@ from residq.kernels.triton_codes import (
 )
 from residq.kernels.triton_mma import mma
 
-FORMAT_IDS = {"nvfp4": 0, "mxfp4": 1, "int4": 2}
 MAX_PARTIALS = 256  # residual-amax partials (one per row tile)
 AMAX_PROGRAMS = 1024  # programs (and partials) of the global-amax pass
 _amax_workspaces: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}

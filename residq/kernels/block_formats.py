@@ -40,6 +40,8 @@ from residq.kernels.fp4_codes import (
 )
 
 BLOCK_SIZES = {"nvfp4": 16, "mxfp4": 32, "int4": 128}
+FORMAT_IDS = {"nvfp4": 0, "mxfp4": 1, "int4": 2}  # the kernels' FMT constexpr
+FP4_FORMATS = ("nvfp4", "mxfp4")  # e2m1 times its block scale is exact in bf16 (INT4 q * step is not)
 FP16_MIN_SUBNORMAL = 2.0**-24
 FP16_MAX = 65504.0
 _FLOAT32_TINY = torch.finfo(torch.float32).tiny

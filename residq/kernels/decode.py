@@ -23,10 +23,9 @@ import torch
 import triton
 import triton.language as tl
 
-from residq.kernels.block_formats import check_k
+from residq.kernels.block_formats import FORMAT_IDS, FP4_FORMATS, check_k
 from residq.kernels.triton_tiles import load_decoded_tile
 
-FORMAT_IDS = {"nvfp4": 0, "mxfp4": 1}
 BLOCK_ROWS, BLOCK_COLS = 16, 256
 
 
@@ -90,8 +89,8 @@ def decode(packed: dict[str, torch.Tensor], fmt: str, use_asm: bool | None = Non
     (64 = 128-byte rows: a GEMM's K tiles then start on cache lines; ARCQuant's K + s often is
     not such a multiple). The padding columns are left unwritten.
     """
-    if fmt not in FORMAT_IDS:
-        raise ValueError(f"decode supports {sorted(FORMAT_IDS)} (exact in bf16), got {fmt!r}")
+    if fmt not in FP4_FORMATS:
+        raise ValueError(f"decode supports {list(FP4_FORMATS)} (exact in bf16), got {fmt!r}")
     codes, scale = packed["codes"], packed["scale"]
     rows, half = codes.shape
     k = 2 * half

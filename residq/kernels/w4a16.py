@@ -30,11 +30,10 @@ import triton
 import triton.language as tl
 
 from residq.kernels import decode
-from residq.kernels.block_formats import block_size, check_k, dequantize_blocks
+from residq.kernels.block_formats import FORMAT_IDS, FP4_FORMATS, block_size, check_k, dequantize_blocks
 from residq.kernels.triton_mma import mma
 from residq.kernels.triton_tiles import load_decoded_tile, to_dot_order
 from residq.kernels.w4a16_skinny import (
-    FORMAT_IDS,
     SKINNY_MAX_M,
     SM_COUNT_GUESS,
     launch_skinny,
@@ -172,8 +171,8 @@ def resolve_config(x: torch.Tensor, packed: dict[str, torch.Tensor], fmt: str,
         raise ValueError("the skinny kernel needs M <= 16, K % 128 == 0 and 16-byte aligned rows")
     if kind == "skinny" or (kind is None and m <= SKINNY_MAX_M and supported):
         return dict(skinny_config(m, n, k, fmt), **config)
-    if kind == "decoded" or (kind is None and not config and m >= DECODED_MIN_M and fmt in ("nvfp4", "mxfp4")):
-        if fmt not in ("nvfp4", "mxfp4"):
+    if kind == "decoded" or (kind is None and not config and m >= DECODED_MIN_M and fmt in FP4_FORMATS):
+        if fmt not in FP4_FORMATS:
             raise ValueError(f"the decoded W4A16 path needs nvfp4 or mxfp4, got {fmt}")
         return {"kernel": "decoded"}
     return dict(default_config(m, n, k, fmt), kernel="tiled", **config)

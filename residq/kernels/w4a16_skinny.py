@@ -15,9 +15,9 @@ import torch
 import triton
 import triton.language as tl
 
+from residq.kernels.block_formats import FORMAT_IDS
 from residq.kernels.triton_codes import e2m1_value, e4m3_value, power_of_two
 
-FORMAT_IDS = {"nvfp4": 0, "mxfp4": 1, "int4": 2}
 SM_COUNT_GUESS = 132
 _skinny_workspaces: dict[torch.device, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
@@ -86,7 +86,7 @@ def _shift_decode(word: str, dst: list[str], bf16: bool) -> list[str]:
     return lines
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def skinny_mma_ptx(fmt: int, bf16: bool, n_tiles: int) -> str:
     """Inline PTX for one lane's 8-byte half of its 16 bytes of one 128-column segment.
 

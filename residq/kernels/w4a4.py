@@ -30,11 +30,9 @@ import triton
 import triton.language as tl
 
 from residq.kernels import decode
-from residq.kernels.block_formats import block_size, dequantize_blocks
+from residq.kernels.block_formats import FORMAT_IDS, FP4_FORMATS, block_size, dequantize_blocks
 from residq.kernels.triton_mma import mma
 from residq.kernels.triton_tiles import load_decoded_tile, to_dot_order, to_dot_order_t
-
-FORMAT_IDS = {"nvfp4": 0, "mxfp4": 1, "int4": 2}
 
 
 def reference(x_packed: dict[str, torch.Tensor], w_packed: dict[str, torch.Tensor], fmt: str,
@@ -215,7 +213,7 @@ def launch(x_packed: dict[str, torch.Tensor], w_packed: dict[str, torch.Tensor],
     path = cfg.get("path", "fused")
     if path not in PATHS:
         raise ValueError(f"path must be one of {PATHS}, got {path!r}")
-    if path != "fused" and fmt == "int4":
+    if path != "fused" and fmt not in FP4_FORMATS:
         raise ValueError(f"the {path} path needs NVFP4 or MXFP4 (INT4 q * step is not exact in bf16)")
     out = torch.empty((m, n), dtype=out_dtype, device=device)
     has_lowrank = lowrank_xa is not None
