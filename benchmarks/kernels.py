@@ -8,7 +8,7 @@ Usage (on a CUDA machine)::
 
 Method (docs/GPU.md): every kernel is checked against its torch reference on the benchmark's
 own random inputs before it is timed; times are medians of CUDA-event measurements of a CUDA
-graph that replays ``REPS`` calls, rotating through enough copies of the inputs that they
+graph that replays ``REPS`` calls (``kernel_timing.py``), rotating through enough copies of the inputs that they
 cannot stay in L2 (weights are read from HBM as in real decoding); cuBLAS bf16 runs in the same
 process on the same shapes. ``ratio_vs_bf16`` = bf16 time / kernel time. ``gbps`` counts the
 bytes a kernel must move at least (inputs read once, outputs written once).
@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import math
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +26,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import kernel_timing  # beside this script (sys.path[0] when run)
+from kernel_report import print_table, write_json
+from kernel_timing import nbytes, rel_err, sets_for, time_ms
 
 from residq.kernels import act_quant, decode, dispatch, w4a4, w4a16, w8a8
 from residq.kernels.block_formats import block_size, quantize_blocks
@@ -37,57 +39,7 @@ MS = [1, 16, 128, 2048]
 # token counts per kernel family when --ms is not given: those the bars of issue 5 name
 DEFAULT_MS = {"w4a16": [1, 16], "w4a4": [2048], "w8a8": [2048], "act": [2048]}
 FORMATS = ["nvfp4", "mxfp4", "int4"]
-ROTATION_BYTES = 160 * 2**20  # > 3x the H100's 50 MB L2
-REPS, TRIALS = 20, 15
 ARC_FRACTION, LOWRANK_RANK = 0.08, 64
-
-
-def time_ms(make_call, n_sets: int) -> float:
-    """Median ms per call of ``make_call(i)()`` over rotating input sets, via a CUDA graph."""
-    calls = [make_call(i) for i in range(n_sets)]
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for call in calls:
-            call()
-    torch.cuda.current_stream().wait_stream(stream)
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for rep in range(REPS):
-            calls[rep % n_sets]()
-    graph.replay()
-    times = []
-    for _ in range(TRIALS):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) / REPS)
-    del graph
-    return statistics.median(times)
-
-
-def sets_for(bytes_per_call: int) -> int:
-    return max(1, min(16, math.ceil(ROTATION_BYTES / max(bytes_per_call, 1))))
-
-
-def nbytes(*tensors) -> int:
-    total = 0
-    for t in tensors:
-        if isinstance(t, dict):
-            total += nbytes(*t.values())
-        elif isinstance(t, torch.Tensor):
-            total += t.numel() * t.element_size()
-    return total
-
-
-def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
-    out, ref = out.float(), ref.float()
-    if not torch.isfinite(out).all():
-        return float("inf")
-    return float((out - ref).norm() / ref.norm().clamp(min=1e-30))
 
 
 class Bench:
@@ -383,24 +335,6 @@ def warm_up_in_parallel(args) -> None:
         proc.wait()
 
 
-def print_table(rows) -> None:
-    print(
-        f"{'kernel':<12}{'fmt':<7}{'variant':<8}{'s':>5}{'r':>4}{'M':>6}{'N':>7}{'K':>7}"
-        f"{'ms':>10}{'x bf16':>8}{'TFLOP/s':>9}{'GB/s':>8}"
-    )
-    for r in rows:
-        if r["kernel"] in ("bf16-cublas",):
-            continue
-        ratio = r.get("ratio_vs_bf16")
-        copy_fraction = f"{r['frac_of_copy_bw']:.2f}c" if r.get("frac_of_copy_bw") else "-"
-        ratio = f"{ratio:.2f}" if ratio else copy_fraction
-        print(
-            f"{r['kernel']:<12}{r['format']:<7}{r.get('variant', '') or '':<8}{r.get('s', 0) or 0:>5}"
-            f"{r.get('rank', 0) or 0:>4}{r['M'] or 0:>6}{r['N'] or 0:>7}{r['K'] or 0:>7}"
-            f"{r['ms']:>10.4f}{ratio:>8}{r['tflops'] or 0:>9.1f}{r['gbps']:>8.0f}"
-        )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", default=["w4a16", "w4a4", "w8a8", "act"])
@@ -418,10 +352,9 @@ def main() -> None:
         warm_up_in_parallel(args)
     if args.warm_only:
         return
-    global REPS, TRIALS, ROTATION_BYTES
     shapes = SHAPES
     if args.warm:  # same problems (same kernel variants), one call each, no rotation
-        REPS, TRIALS, ROTATION_BYTES = 1, 1, 1
+        kernel_timing.single_call()
     bench = Bench(args)
     for index, (name, unit) in enumerate(work_units(args, shapes, args.ms)):
         if args.warm and index % args.of != args.shard and name != "copy":
@@ -441,17 +374,6 @@ def main() -> None:
     print(f"failures: {len(bench.failures)}")
     for failure in bench.failures[:20]:
         print("  ", failure)
-
-
-def write_json(bench, out: str) -> None:
-    method = (f"CUDA graph of {REPS} calls, median of {TRIALS} replays, inputs rotated over "
-              f">= {ROTATION_BYTES >> 20} MiB")
-    result = {"rows": bench.rows, "device": torch.cuda.get_device_name(),
-              "date": datetime.date.today().isoformat(), "torch": torch.__version__,
-              "triton": __import__("triton").__version__, "method": method,
-              "sweeps": bench.sweeps, "failures": bench.failures}
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":
