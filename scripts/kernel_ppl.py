@@ -4,12 +4,16 @@
         --seqlen 2048 --out kernel_ppl.json
 
 Both paths run the same quantized bf16 model; only ``QuantLinear.use_kernels`` differs.
+``--fp64-reference`` adds a third path: the reference with its quantized-operand product summed in
+float64 (``QuantLinear.reference_product_dtype``), an equally faithful reference whose distance
+from the float32 one shows how much perplexity summation order alone can move.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import torch
@@ -22,9 +26,10 @@ from residq.pipeline import load_any_model, quantize_with_calibration
 
 
 @torch.no_grad()
-def layer_agreement(model, layers, tokenizer, args) -> dict:
+def layer_agreement(model, layers, tokenizer, args, versus_fp64: bool = False) -> dict:
     """Per layer, ``|kernel - reference| / |reference|`` (Frobenius) of the output on the real
-    inputs of one calibration window: where the two paths part, and by how much."""
+    inputs of one calibration window: where the two paths part, and by how much.
+    ``versus_fp64``: compare the float32 reference with the float64 one instead of the kernels."""
     from residq.data.calibration import calibration_windows
 
     inputs = {}
@@ -39,9 +44,14 @@ def layer_agreement(model, layers, tokenizer, args) -> dict:
         x = inputs[module]
         module.use_kernels = False
         ref = module(x).float()
-        module.use_kernels = True
+        if versus_fp64:
+            module.reference_product_dtype = torch.float64
+        else:
+            module.use_kernels = True
         out = module(x).float()
-        del module.use_kernels  # back to the class attribute
+        del module.use_kernels  # back to the class attributes
+        if versus_fp64:
+            del module.reference_product_dtype
         errors.append(float((out - ref).norm() / ref.norm().clamp_min(1e-30)))
     QuantLinear.use_kernels = True
     return {"max": max(errors), "mean": sum(errors) / len(errors), "n_layers": len(errors)}
@@ -56,6 +66,8 @@ def main() -> int:
     parser.add_argument("--max-windows", type=int, default=None)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--repeats", type=int, default=1, help="evaluate each path this many times")
+    parser.add_argument("--fp64-reference", action="store_true",
+                        help="also evaluate the reference with a float64 operand product")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     rows = []
@@ -79,13 +91,31 @@ def main() -> int:
                 torch.cuda.synchronize()
                 key = ("kernels" if use else "reference") + (f"_repeat{repeat}" if repeat else "")
                 row[key] = {"ppl": result.ppl, "seconds": time.perf_counter() - start, "windows": result.n_windows}
+            if args.fp64_reference:
+                QuantLinear.use_kernels, QuantLinear.reference_product_dtype = False, torch.float64
+                result = perplexity(model, tokenizer, "wikitext2", seqlen=args.seqlen,
+                                    max_windows=args.max_windows, data_dir=args.data_dir, progress=False)
+                QuantLinear.reference_product_dtype = torch.float32
+                row["reference_fp64" + (f"_repeat{repeat}" if repeat else "")] = {
+                    "ppl": result.ppl, "windows": result.n_windows}
         QuantLinear.use_kernels = True
         row["layer_rel_error"] = layer_agreement(model, layers, tokenizer, args)
+        if args.fp64_reference:
+            row["layer_rel_error_fp32_vs_fp64_reference"] = layer_agreement(
+                model, layers, tokenizer, args, versus_fp64=True)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    with open(args.out, "w") as handle:
-        json.dump({"rows": rows, "device": torch.cuda.get_device_name(0)}, handle, indent=1)
+        write_json(args.out, {"rows": rows, "device": torch.cuda.get_device_name(0),
+                              "date": time.strftime("%Y-%m-%d")})  # after every recipe
     return 0
+
+
+def write_json(path: str, payload: dict) -> None:
+    """Write ``payload`` to ``path`` through a temporary file (no half-written JSON)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as handle:
+        json.dump(payload, handle, indent=1)
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -126,6 +126,10 @@ class QuantLinear(nn.Module):
         return super()._apply(fn, recurse)
 
     use_kernels: bool = True  # CUDA + bf16/fp16 + Triton: fused kernels where the layout allows
+    # dtype of the reference path's quantized-operand product (W4A4 / W8A8). float64 sums the
+    # exact products nearly exactly: a second, equally faithful reference, used to measure how
+    # far float32 summation order alone moves a model's perplexity (scripts/kernel_ppl.py).
+    reference_product_dtype: torch.dtype = torch.float32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
@@ -152,7 +156,9 @@ class QuantLinear(nn.Module):
                 rows, self.act_spec, getattr(self, "act_global_scale", None), self.augmented,
                 self.act_outliers,
             )
-            out = (operand @ self.dequantized_weight(torch.float32, rows.device).T).to(rows.dtype)
+            product = self.reference_product_dtype
+            weight = self.dequantized_weight(product, rows.device)
+            out = (operand.to(product) @ weight.T).to(rows.dtype)
         if getattr(self, "lowrank_a", None) is not None:
             a = self.lowrank_a.to(rows.dtype)
             b = self.lowrank_b.to(rows.dtype)

@@ -50,3 +50,19 @@ def test_bf16_w4a4_reference_rounds_only_the_output():
     x = torch.randn(9, 64).bfloat16()
     expected = (fake_quantize(x.float(), NVFP4) @ dequantize(module.quantized_weight()).T).bfloat16()
     assert torch.equal(module.to(torch.bfloat16)(x), expected)
+
+
+def test_float64_reference_product_matches_the_float64_sum_of_the_same_operands():
+    module = QuantLinear.from_quantized(make_layer(act=NVFP4, bias=False), 64)
+    x = torch.randn(9, 64) * 3
+    operand = fake_quantize(x, NVFP4).double()
+    exact = (operand @ dequantize(module.quantized_weight()).double().T).float()
+    module.reference_product_dtype = torch.float64
+    try:
+        out64 = module(x)
+    finally:
+        del module.reference_product_dtype
+    assert module.reference_product_dtype == torch.float32  # the class default is back
+    assert out64.dtype == torch.float32
+    assert torch.equal(out64, exact)
+    assert torch.allclose(module(x), exact, rtol=1e-5, atol=1e-5)
