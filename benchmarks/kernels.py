@@ -103,8 +103,8 @@ class Bench:
             cfgs = [None]
             if self.args.sweep:
                 auto = w4a16.skinny_config(m, n, k, fmt)["CH"]
-                cfgs += [{"kernel": "skinny", "num_warps": w, "R": 1, "CH": ch}
-                         for w, ch in ((4, 4), (4, 8), (4, 16), (8, auto))]
+                pairs = dict.fromkeys(((4, 2), (4, 4), (4, 8), (4, 16), (8, 2), (8, 4), (8, auto)))
+                cfgs += [{"kernel": "skinny", "num_warps": w, "R": 1, "CH": ch} for w, ch in pairs]
                 cfgs.append({"kernel": "tiled"})
             return cfgs
         if m <= 128:
@@ -234,7 +234,9 @@ class Bench:
         if self.args.sweep and plain and m >= 1024:
             tiles += [{"block_rows": 32, "chunk_cols": 256, "num_warps": 4},
                       {"block_rows": 16, "chunk_cols": 512, "num_warps": 4},
-                      {"block_rows": 32, "chunk_cols": 512, "num_warps": 8}]
+                      {"block_rows": 32, "chunk_cols": 512, "num_warps": 8},
+                      {"block_rows": 16, "chunk_cols": 256, "num_warps": 2},
+                      {"block_rows": 8, "chunk_cols": 512, "num_warps": 4}]
         if getattr(self.args, "warm", False):  # compile only: skip the (slow) CPU reference
             for tile in tiles:
                 act_quant.launch(xs[0], fmt, perm=p, s=s, global_scale=g, lowrank_a=a, **tile)

@@ -80,64 +80,98 @@ def _global_scale(partial_ptr, n_partials, MAX_P: tl.constexpr):
 
 
 @triton.jit
-def _divide(x, d, FAST_DIV: tl.constexpr):
-    """Correctly rounded ``x / d[:, :, None]`` (x ``[BM, NB, SB]``, per-block d ``[BM, NB]`` > 0).
+def _divide(x, d, FAST_DIV: tl.constexpr, LIFT: tl.constexpr):
+    """Correctly rounded ``x / d[:, :, None]`` (x ``[BM, NB, H]``, per-block d ``[BM, NB]`` > 0).
 
     FAST_DIV: Markstein's sequence (Handbook of Floating-Point Arithmetic, thm 4.11): with
     ``y = RN(1/d)`` (one IEEE division per block), ``q = RN(x y)``, the exact remainder
-    ``r = x - q d`` (one FMA) and ``RN(q + r y)`` is the correctly rounded quotient. Blocks
-    with ``d < 2^-64`` are scaled by ``2^64`` first so ``1/d`` cannot overflow.
+    ``r = x - q d`` (one FMA) and ``RN(q + r y)`` is the correctly rounded quotient. LIFT:
+    blocks with ``d < 2^-64`` are scaled by ``2^64`` first so ``1/d`` cannot overflow (callers
+    that know ``d >= 2^-64`` skip it: one multiply less per element).
     """
     if FAST_DIV:
-        lift = tl.where(d < 2.0**-64, 2.0**64, 1.0)
-        d = d * lift
+        if LIFT:
+            lift = tl.where(d < 2.0**-64, 2.0**64, 1.0)
+            d = d * lift
+            x = x * lift[:, :, None]
         y = tl.math.div_rn(1.0, d)[:, :, None]
-        xs = x * lift[:, :, None]
-        q = xs * y
-        r = tl.fma(-q, d[:, :, None], xs)
+        q = x * y
+        r = tl.fma(-q, d[:, :, None], x)
         return tl.fma(r, y, q)
     else:
         return tl.math.div_rn(x, d[:, :, None])
 
 
 @triton.jit
-def _quantize_blocks(x, g, FMT: tl.constexpr, FAST_DIV: tl.constexpr = False):
-    """x float32 ``[BM, NB, SB]`` -> (int32 codes, stored scales ``[BM, NB]``, dequantized x)."""
-    amax = tl.max(tl.abs(x), axis=2)
+def _nvfp4_codes(lo, hi, d, g, FAST_DIV: tl.constexpr):
+    """E2M1 codes of ``lo / d`` and ``hi / d`` (``d = block scale * g``). With ``g >= 2^-55``
+    every ``d >= 2^-64`` (block scales are >= 2^-9), so the division needs no lift: one uniform
+    branch on the scalar g instead of a multiply per element."""
+    if g >= 2.0**-55:
+        codes_lo = e2m1_encode(_divide(lo, d, FAST_DIV, False))
+        codes_hi = e2m1_encode(_divide(hi, d, FAST_DIV, False))
+    else:
+        codes_lo = e2m1_encode(_divide(lo, d, FAST_DIV, True))
+        codes_hi = e2m1_encode(_divide(hi, d, FAST_DIV, True))
+    return codes_lo, codes_hi
+
+
+@triton.jit
+def _quantize_blocks(lo, hi, g, FMT: tl.constexpr, FAST_DIV: tl.constexpr = False):
+    """Quantize blocks given as their two halves, lo and hi float32 ``[BM, NB, SB/2]``.
+
+    Returns int32 codes ``(codes_lo, codes_hi)``, the stored scales ``[BM, NB]`` and the
+    dequantized ``(values_lo, values_hi)``. A thread holds whole blocks this way (each half is
+    one 16-byte load), so the block maximum and the per-block scale need no data exchange.
+    """
+    amax = tl.maximum(tl.max(tl.abs(lo), axis=2), tl.max(tl.abs(hi), axis=2))
     if FMT == 0:
         wanted = tl.math.div_rn(amax, 6.0 * g)
         wanted = tl.minimum(tl.maximum(wanted, 2.0**-9), 448.0)
         bits, scale = e4m3_round(wanted)
         bits = tl.where(amax > 0, bits, 56)
         scale = tl.where(amax > 0, scale, 1.0)
-        codes = e2m1_encode(_divide(x, scale * g, FAST_DIV))
-        values = (e2m1_value(codes) * scale[:, :, None]) * g
+        codes_lo, codes_hi = _nvfp4_codes(lo, hi, scale * g, g, FAST_DIV)
+        values_lo = (e2m1_value(codes_lo) * scale[:, :, None]) * g
+        values_hi = (e2m1_value(codes_hi) * scale[:, :, None]) * g
         stored = bits.to(tl.uint8)
     elif FMT == 1:
         exponent = mx_exponent_ceil(amax)
         step = power_of_two(exponent)
         # x / 2^e == x * 2^-e exactly (a power of two; both round the same real once)
-        codes = e2m1_encode(x * power_of_two(-exponent)[:, :, None])
-        values = e2m1_value(codes) * step[:, :, None]
+        inverse = power_of_two(-exponent)[:, :, None]
+        codes_lo = e2m1_encode(lo * inverse)
+        codes_hi = e2m1_encode(hi * inverse)
+        values_lo = e2m1_value(codes_lo) * step[:, :, None]
+        values_hi = e2m1_value(codes_hi) * step[:, :, None]
         stored = (exponent + 127).to(tl.uint8)
     else:
         raw = tl.where(amax > 0, tl.math.div_rn(amax, 7.0), 1.0)
         step16 = tl.minimum(tl.maximum(raw, 2.0**-24), 65504.0).to(tl.float16)
         step = step16.to(tl.float32)
-        q = rint(_divide(x, step, FAST_DIV))
-        q = tl.minimum(tl.maximum(q, -8.0), 7.0)
-        codes = q.to(tl.int32) + 8
-        values = q * step[:, :, None]
+        # steps are float16 values >= 2^-24: the division needs no lift
+        q_lo = tl.minimum(tl.maximum(rint(_divide(lo, step, FAST_DIV, False)), -8.0), 7.0)
+        q_hi = tl.minimum(tl.maximum(rint(_divide(hi, step, FAST_DIV, False)), -8.0), 7.0)
+        codes_lo = q_lo.to(tl.int32) + 8
+        codes_hi = q_hi.to(tl.int32) + 8
+        values_lo = q_lo * step[:, :, None]
+        values_hi = q_hi * step[:, :, None]
         stored = step16
-    return codes, stored, values
+    return codes_lo, codes_hi, stored, values_lo, values_hi
 
 
 @triton.jit
-def _load_block_tile(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm,
-                     SB: tl.constexpr, HAS_PERM: tl.constexpr, HAS_RESIDUAL: tl.constexpr = True):
-    """float32 ``[BM, NB, SB]`` of the source columns of output blocks ``blocks`` (col >= K maps
-    to the residual's source col - S), and the output columns ``[NB, SB]``."""
-    cols = blocks[:, None] * SB + tl.arange(0, SB)[None, :]
+def _pack_pairs(codes):
+    """int32 codes ``[BM, NB, H]`` -> uint8 ``[BM, NB, H/2]``: code 2j in the low nibble."""
+    even, odd = tl.split(tl.reshape(codes, [codes.shape[0], codes.shape[1], codes.shape[2] // 2, 2]))
+    return (even | (odd << 4)).to(tl.uint8)
+
+
+@triton.jit
+def _load_columns(x_ptr, perm_ptr, rows, cols, M, K, S, stride_xm,
+                  SB: tl.constexpr, HAS_PERM: tl.constexpr, HAS_RESIDUAL: tl.constexpr):
+    """float32 ``[BM, NB, H]`` of the source columns of output columns ``cols`` ``[NB, H]``
+    (col >= K maps to the residual's source col - S; out of range: 0)."""
     valid = cols < tl.multiple_of(K + S, SB)  # whole blocks in or out: vector loads
     row_base = x_ptr + rows[:, None, None] * stride_xm
     mask = (rows < M)[:, None, None] & valid[None, :, :]
@@ -151,12 +185,38 @@ def _load_block_tile(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm,
         # second only in the chunks that hold residual blocks
         in_main = (cols < K)[None, :, :]
         x = tl.load(row_base + cols[None, :, :], mask=mask & in_main, other=0.0)
-        if (tl.max(blocks, axis=0) + 1) * SB > K:
+        if tl.max(tl.max(cols, axis=1), axis=0) >= K:
             x_res = tl.load(row_base + (cols - (S // 16) * 16)[None, :, :], mask=mask & ~in_main, other=0.0)
             x = tl.where(in_main, x, x_res)
     else:
         x = tl.load(row_base + cols[None, :, :], mask=mask, other=0.0)
-    return x.to(tl.float32), cols
+    return x.to(tl.float32)
+
+
+@triton.jit
+def _load_block_halves(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm,
+                       SB: tl.constexpr, HAS_PERM: tl.constexpr, HAS_RESIDUAL: tl.constexpr = True):
+    """The blocks ``blocks`` of rows ``rows`` as two halves, float32 ``[BM, NB, SB/2]`` each, and
+    their output columns ``[NB, SB/2]`` (``_quantize_blocks``'s operands)."""
+    H: tl.constexpr = SB // 2
+    cols_lo = blocks[:, None] * SB + tl.arange(0, H)[None, :]
+    cols_hi = cols_lo + H
+    lo = _load_columns(x_ptr, perm_ptr, rows, cols_lo, M, K, S, stride_xm, SB, HAS_PERM, HAS_RESIDUAL)
+    hi = _load_columns(x_ptr, perm_ptr, rows, cols_hi, M, K, S, stride_xm, SB, HAS_PERM, HAS_RESIDUAL)
+    return lo, hi, cols_lo, cols_hi
+
+
+@triton.jit
+def _lowrank_half(xa, x, cols, a_ptr, K, R, R_PAD: tl.constexpr, F32_DOT: tl.constexpr):
+    """xa ``[BM, R_PAD]`` += x ``[BM, NB, H]`` (main columns only) @ A[cols, :]."""
+    BM: tl.constexpr = x.shape[0]
+    n: tl.constexpr = x.shape[1] * x.shape[2]
+    main = tl.reshape(tl.where((cols < K)[None, :, :], x, 0.0), [BM, n])
+    flat_cols = tl.reshape(cols, [n])
+    r_offs = tl.arange(0, R_PAD)
+    a = tl.load(a_ptr + flat_cols[:, None] * R + r_offs[None, :],
+                mask=(flat_cols < K)[:, None] & (r_offs < R)[None, :], other=0.0)
+    return mma(main.to(a.dtype), a, xa, F32_DOT)
 
 
 @triton.jit(do_not_specialize=["M", "n_programs"])
@@ -170,14 +230,16 @@ def _amax_kernel(x_ptr, partial_ptr, counter_ptr, g_ptr, M, K, stride_xm, n_prog
     pid = tl.program_id(0)
     col_tiles = tl.cdiv(K, BLOCK_K)
     n_tiles = tl.cdiv(M, BLOCK_M) * col_tiles
-    running = tl.zeros([BLOCK_M, BLOCK_K], dtype=tl.float32)
+    # the running maximum stays in x's dtype (a maximum is exact in any format): half the
+    # registers of a float32 one for 16-bit activations
+    running = tl.zeros([BLOCK_M, BLOCK_K], dtype=x_ptr.dtype.element_ty)
     for tile in range(pid, n_tiles, n_programs):
         rows = (tile // col_tiles) * BLOCK_M + tl.arange(0, BLOCK_M)
         cols = (tile % col_tiles) * BLOCK_K + tl.arange(0, BLOCK_K)
         mask = (rows < M)[:, None] & (cols < K)[None, :]
         x = tl.load(x_ptr + rows[:, None] * stride_xm + cols[None, :], mask=mask, other=0.0)
-        running = tl.maximum(running, tl.abs(x.to(tl.float32)))
-    tl.store(partial_ptr + pid, tl.max(tl.max(running, axis=1), axis=0))
+        running = tl.maximum(running, tl.abs(x))
+    tl.store(partial_ptr + pid, tl.max(tl.max(running.to(tl.float32), axis=1), axis=0))
     tl.debug_barrier()
     arrived = tl.atomic_add(counter_ptr, 1, sem="acq_rel", scope="gpu")
     if arrived == n_programs - 1:
@@ -197,12 +259,12 @@ def _residual_amax_kernel(x_ptr, perm_ptr, g_ptr, out_partial_ptr, M, K, S, stri
     pid = tl.program_id(0)
     g = tl.load(g_ptr)
     rows = pid * BLOCK_M + tl.arange(0, BLOCK_M)
-    running = tl.zeros([BLOCK_M, NB, 16], dtype=tl.float32)
+    running = tl.zeros([BLOCK_M, NB, 8], dtype=tl.float32)
     for b0 in range(K // 16, (K + S) // 16, NB):
         blocks = b0 + tl.arange(0, NB)
-        x, _cols = _load_block_tile(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm, 16, HAS_PERM)
-        _, _, values = _quantize_blocks(x, g, 0, FAST_DIV)
-        running = tl.maximum(running, tl.abs(x - values))
+        lo, hi, _, _ = _load_block_halves(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm, 16, HAS_PERM)
+        _, _, _, values_lo, values_hi = _quantize_blocks(lo, hi, g, 0, FAST_DIV)
+        running = tl.maximum(running, tl.maximum(tl.abs(lo - values_lo), tl.abs(hi - values_hi)))
     tl.store(out_partial_ptr + pid, tl.max(tl.max(tl.max(running, axis=2), axis=1), axis=0))
 
 
@@ -235,30 +297,30 @@ def _quantize_kernel(
     xa = tl.zeros([BLOCK_M, R_PAD], dtype=tl.float32)
     for chunk in range(first_chunk, tl.minimum(first_chunk + chunks_per_program, n_chunks)):
         blocks = chunk * NB + tl.arange(0, NB)
-        x, cols = _load_block_tile(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm, SB, HAS_PERM,
-                                   HAS_RESIDUAL)
-        codes, stored, values = _quantize_blocks(x, g, FMT, FAST_DIV)
+        lo, hi, cols_lo, cols_hi = _load_block_halves(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm,
+                                                      SB, HAS_PERM, HAS_RESIDUAL)
+        codes_lo, codes_hi, stored, values_lo, values_hi = _quantize_blocks(lo, hi, g, FMT, FAST_DIV)
         if HAS_RESIDUAL and (chunk + 1) * NB * SB > K:  # this chunk holds residual blocks
-            codes2, stored2, _ = _quantize_blocks(x - values, g2, FMT, FAST_DIV)
+            codes2_lo, codes2_hi, stored2, _, _ = _quantize_blocks(lo - values_lo, hi - values_hi, g2, FMT,
+                                                                   FAST_DIV)
             is_residual = blocks >= K // SB
-            codes = tl.where(is_residual[None, :, None], codes2, codes)
+            codes_lo = tl.where(is_residual[None, :, None], codes2_lo, codes_lo)
+            codes_hi = tl.where(is_residual[None, :, None], codes2_hi, codes_hi)
             stored = tl.where(is_residual[None, :], stored2, stored)
-        even, odd = tl.split(tl.reshape(codes, [BLOCK_M, NB, SB // 2, 2]))
-        packed = (even | (odd << 4)).to(tl.uint8)
-        byte_cols = blocks[:, None] * (SB // 2) + tl.arange(0, SB // 2)[None, :]
+        # block b's bytes: [b*SB/2, +SB/4) from the low half, [+SB/4, +SB/2) from the high half
+        byte_lo = blocks[:, None] * (SB // 2) + tl.arange(0, SB // 4)[None, :]
         row_ok = (rows < M)[:, None, None]
         KS2 = tl.multiple_of(KS // 2, SB // 2)
-        tl.store(codes_ptr + rows[:, None, None] * KS2 + byte_cols[None, :, :], packed,
-                 mask=row_ok & (byte_cols < KS2)[None, :, :])
+        code_row = codes_ptr + rows[:, None, None] * KS2
+        tl.store(code_row + byte_lo[None, :, :], _pack_pairs(codes_lo),
+                 mask=row_ok & (byte_lo < KS2)[None, :, :])
+        tl.store(code_row + (byte_lo + SB // 4)[None, :, :], _pack_pairs(codes_hi),
+                 mask=row_ok & (byte_lo < KS2)[None, :, :])
         tl.store(scale_ptr + rows[:, None] * (KS // SB) + blocks[None, :], stored,
                  mask=(rows < M)[:, None] & (blocks < KS // SB)[None, :])
         if HAS_XA:
-            main = tl.reshape(tl.where((cols < K)[None, :, :], x, 0.0), [BLOCK_M, NB * SB])
-            flat_cols = tl.reshape(cols, [NB * SB])
-            r_offs = tl.arange(0, R_PAD)
-            a = tl.load(a_ptr + flat_cols[:, None] * R + r_offs[None, :],
-                        mask=(flat_cols < K)[:, None] & (r_offs < R)[None, :], other=0.0)
-            xa = mma(main.to(a.dtype), a, xa, F32_DOT)
+            xa = _lowrank_half(xa, lo, cols_lo, a_ptr, K, R, R_PAD, F32_DOT)
+            xa = _lowrank_half(xa, hi, cols_hi, a_ptr, K, R, R_PAD, F32_DOT)
     if HAS_XA:
         r_offs = tl.arange(0, R_PAD)
         tl.store(xa_ptr + rows[:, None] * R + r_offs[None, :], xa.to(xa_ptr.dtype.element_ty),

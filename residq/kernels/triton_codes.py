@@ -109,9 +109,12 @@ def e2m1_encode(v):
     """
     a = tl.minimum(tl.abs(v), 6.0)
     bits = a.to(tl.int32, bitcast=True)
-    rounded = (bits + 0x1FFFFF + ((bits >> 22) & 1)) & -4194304
-    normal_index = (rounded >> 22) - 252
-    small_index = rint(a * 2.0).to(tl.int32)
+    # round to one mantissa bit (add half an ulp minus one, plus the kept bit: ties to even) and
+    # read 2*exponent + mantissa; the bias 252 << 22 is folded into the same addition
+    normal_index = (bits + ((bits >> 22) & 1) + (0x1FFFFF - (252 << 22))) >> 22
+    # 2a + 2^23 rounds 2a (exact, < 2) to an integer, ties to even, in the low mantissa bits:
+    # one fused add instead of rint's two adds and a float-to-int conversion
+    small_index = tl.fma(a, 2.0, 8388608.0).to(tl.int32, bitcast=True) - 0x4B000000
     idx = tl.where(a < 1.0, small_index, normal_index)
     negative = (v < 0) & (idx > 0)
     return tl.where(negative, idx + 8, idx)

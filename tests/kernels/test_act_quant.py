@@ -84,3 +84,13 @@ def test_rejects_bad_arguments():
         act_quant.launch(x, "nvfp4", s=8)
     with pytest.raises(ValueError, match="perm must be"):
         act_quant.launch(x, "nvfp4", perm=torch.arange(10, device=DEVICE))
+
+
+@pytest.mark.parametrize("s", [0, 32])
+def test_tiny_activations_take_the_lifted_division(s):
+    """A global scale below 2^-55 sends NVFP4 through the division that lifts tiny block divisors
+    (the other branch of ``_nvfp4_codes``); the codes must still match bit for bit."""
+    x = (_activations(6, 256).float() * 2.0**-80).to(torch.bfloat16)
+    out = act_quant.launch(x, "nvfp4", s=s)
+    assert out["global_scale"].item() < 2.0**-55
+    _assert_same(out, _reference(x, "nvfp4", s=s))
