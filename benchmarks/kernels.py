@@ -234,9 +234,12 @@ class Bench:
         if self.args.sweep and plain and m >= 1024:
             tiles += [{"block_rows": 32, "chunk_cols": 256, "num_warps": 4},
                       {"block_rows": 16, "chunk_cols": 512, "num_warps": 4},
-                      {"block_rows": 32, "chunk_cols": 512, "num_warps": 8},
                       {"block_rows": 16, "chunk_cols": 256, "num_warps": 2},
-                      {"block_rows": 8, "chunk_cols": 512, "num_warps": 4}]
+                      {"block_rows": 8, "chunk_cols": 512, "num_warps": 4},
+                      {"block_rows": 16, "chunk_cols": 256, "num_warps": 4, "chunks_per_program": 2},
+                      {"block_rows": 16, "chunk_cols": 256, "num_warps": 4, "chunks_per_program": 4},
+                      {"block_rows": 8, "chunk_cols": 512, "num_warps": 4, "chunks_per_program": 2},
+                      {"block_rows": 16, "chunk_cols": 128, "num_warps": 4, "chunks_per_program": 4}]
         if getattr(self.args, "warm", False):  # compile only: skip the (slow) CPU reference
             for tile in tiles:
                 act_quant.launch(xs[0], fmt, perm=p, s=s, global_scale=g, lowrank_a=a, **tile)

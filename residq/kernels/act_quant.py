@@ -39,6 +39,7 @@ MAX_PARTIALS = 256  # residual-amax partials (one per row tile)
 AMAX_PROGRAMS = 1024  # programs (and partials) of the global-amax pass
 _amax_workspaces: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 _AMAX_ROWS, _AMAX_COLS = 8, 1024
+DEFAULT_CHUNKS_PER_PROGRAM = 1  # chunks of one row tile per program (> 1: prefetching loop)
 _NVFP4_DIVISOR = tl.constexpr(6.0 * 448.0)
 _FLOAT32_TINY = tl.constexpr(1.1754943508222875e-38)
 
@@ -168,11 +169,11 @@ def _pack_pairs(codes):
 
 
 @triton.jit
-def _load_columns(x_ptr, perm_ptr, rows, cols, M, K, S, stride_xm,
+def _load_columns(x_ptr, perm_ptr, rows, cols, col_end, M, K, S, stride_xm,
                   SB: tl.constexpr, HAS_PERM: tl.constexpr, HAS_RESIDUAL: tl.constexpr):
     """float32 ``[BM, NB, H]`` of the source columns of output columns ``cols`` ``[NB, H]``
-    (col >= K maps to the residual's source col - S; out of range: 0)."""
-    valid = cols < tl.multiple_of(K + S, SB)  # whole blocks in or out: vector loads
+    (col >= K maps to the residual's source col - S; cols >= col_end, a multiple of SB: 0)."""
+    valid = cols < tl.multiple_of(col_end, SB)  # whole blocks in or out: vector loads
     row_base = x_ptr + rows[:, None, None] * stride_xm
     mask = (rows < M)[:, None, None] & valid[None, :, :]
     if HAS_PERM:
@@ -195,14 +196,18 @@ def _load_columns(x_ptr, perm_ptr, rows, cols, M, K, S, stride_xm,
 
 @triton.jit
 def _load_block_halves(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm,
-                       SB: tl.constexpr, HAS_PERM: tl.constexpr, HAS_RESIDUAL: tl.constexpr = True):
+                       SB: tl.constexpr, HAS_PERM: tl.constexpr, HAS_RESIDUAL: tl.constexpr = True,
+                       col_end=None):
     """The blocks ``blocks`` of rows ``rows`` as two halves, float32 ``[BM, NB, SB/2]`` each, and
-    their output columns ``[NB, SB/2]`` (``_quantize_blocks``'s operands)."""
+    their output columns ``[NB, SB/2]`` (``_quantize_blocks``'s operands); blocks at or past
+    ``col_end`` (default K + S) read as zeros."""
+    if col_end is None:
+        col_end = K + (S // SB) * SB
     H: tl.constexpr = SB // 2
     cols_lo = blocks[:, None] * SB + tl.arange(0, H)[None, :]
     cols_hi = cols_lo + H
-    lo = _load_columns(x_ptr, perm_ptr, rows, cols_lo, M, K, S, stride_xm, SB, HAS_PERM, HAS_RESIDUAL)
-    hi = _load_columns(x_ptr, perm_ptr, rows, cols_hi, M, K, S, stride_xm, SB, HAS_PERM, HAS_RESIDUAL)
+    lo = _load_columns(x_ptr, perm_ptr, rows, cols_lo, col_end, M, K, S, stride_xm, SB, HAS_PERM, HAS_RESIDUAL)
+    hi = _load_columns(x_ptr, perm_ptr, rows, cols_hi, col_end, M, K, S, stride_xm, SB, HAS_PERM, HAS_RESIDUAL)
     return lo, hi, cols_lo, cols_hi
 
 
@@ -230,16 +235,14 @@ def _amax_kernel(x_ptr, partial_ptr, counter_ptr, g_ptr, M, K, stride_xm, n_prog
     pid = tl.program_id(0)
     col_tiles = tl.cdiv(K, BLOCK_K)
     n_tiles = tl.cdiv(M, BLOCK_M) * col_tiles
-    # the running maximum stays in x's dtype (a maximum is exact in any format): half the
-    # registers of a float32 one for 16-bit activations
-    running = tl.zeros([BLOCK_M, BLOCK_K], dtype=x_ptr.dtype.element_ty)
+    running = 0.0  # reduced to a scalar per tile: few live registers, more programs per SM
     for tile in range(pid, n_tiles, n_programs):
         rows = (tile // col_tiles) * BLOCK_M + tl.arange(0, BLOCK_M)
         cols = (tile % col_tiles) * BLOCK_K + tl.arange(0, BLOCK_K)
         mask = (rows < M)[:, None] & (cols < K)[None, :]
         x = tl.load(x_ptr + rows[:, None] * stride_xm + cols[None, :], mask=mask, other=0.0)
-        running = tl.maximum(running, tl.abs(x))
-    tl.store(partial_ptr + pid, tl.max(tl.max(running.to(tl.float32), axis=1), axis=0))
+        running = tl.maximum(running, tl.max(tl.max(tl.abs(x.to(tl.float32)), axis=1), axis=0))
+    tl.store(partial_ptr + pid, running)
     tl.debug_barrier()
     arrived = tl.atomic_add(counter_ptr, 1, sem="acq_rel", scope="gpu")
     if arrived == n_programs - 1:
@@ -277,9 +280,13 @@ def _quantize_kernel(
     FMT: tl.constexpr, SB: tl.constexpr, NB: tl.constexpr, BLOCK_M: tl.constexpr,
     HAS_PERM: tl.constexpr, RESIDUAL_G: tl.constexpr,
     HAS_XA: tl.constexpr, R_PAD: tl.constexpr, MAX_P: tl.constexpr, F32_DOT: tl.constexpr,
-    HAS_RESIDUAL: tl.constexpr, FAST_DIV: tl.constexpr,
+    HAS_RESIDUAL: tl.constexpr, FAST_DIV: tl.constexpr, PREFETCH: tl.constexpr,
 ):
-    """Codes/scales of NB blocks x BLOCK_M rows per chunk, chunks_per_program chunks each."""
+    """Codes/scales of NB blocks x BLOCK_M rows per chunk, chunks_per_program chunks each.
+
+    PREFETCH: the loads of chunk c + 1 are issued before chunk c is quantized, so a program keeps
+    memory requests in flight while it computes (the NVFP4 encoder is long enough to need it).
+    """
     last = n_units - 1
     unit = last - tl.program_id(0)  # reverse order: start where the amax pass ended
     n_units_per_row_tile = tl.cdiv(n_chunks, chunks_per_program)
@@ -295,10 +302,19 @@ def _quantize_kernel(
             tl.store(g_res_ptr, g2)
     KS = tl.multiple_of(K + S, SB)
     xa = tl.zeros([BLOCK_M, R_PAD], dtype=tl.float32)
-    for chunk in range(first_chunk, tl.minimum(first_chunk + chunks_per_program, n_chunks)):
-        blocks = chunk * NB + tl.arange(0, NB)
+    last_chunk = tl.minimum(first_chunk + chunks_per_program, n_chunks)
+    col_end = tl.minimum(KS, last_chunk * NB * SB)  # this program's columns end here
+    blocks = first_chunk * NB + tl.arange(0, NB)
+    if PREFETCH:
         lo, hi, cols_lo, cols_hi = _load_block_halves(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm,
-                                                      SB, HAS_PERM, HAS_RESIDUAL)
+                                                      SB, HAS_PERM, HAS_RESIDUAL, col_end)
+    for chunk in range(first_chunk, last_chunk):
+        if PREFETCH:
+            next_lo, next_hi, next_cols_lo, next_cols_hi = _load_block_halves(
+                x_ptr, perm_ptr, rows, blocks + NB, M, K, S, stride_xm, SB, HAS_PERM, HAS_RESIDUAL, col_end)
+        else:
+            lo, hi, cols_lo, cols_hi = _load_block_halves(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm,
+                                                          SB, HAS_PERM, HAS_RESIDUAL)
         codes_lo, codes_hi, stored, values_lo, values_hi = _quantize_blocks(lo, hi, g, FMT, FAST_DIV)
         if HAS_RESIDUAL and (chunk + 1) * NB * SB > K:  # this chunk holds residual blocks
             codes2_lo, codes2_hi, stored2, _, _ = _quantize_blocks(lo - values_lo, hi - values_hi, g2, FMT,
@@ -321,6 +337,9 @@ def _quantize_kernel(
         if HAS_XA:
             xa = _lowrank_half(xa, lo, cols_lo, a_ptr, K, R, R_PAD, F32_DOT)
             xa = _lowrank_half(xa, hi, cols_hi, a_ptr, K, R, R_PAD, F32_DOT)
+        if PREFETCH:
+            lo, hi, cols_lo, cols_hi = next_lo, next_hi, next_cols_lo, next_cols_hi
+        blocks += NB
     if HAS_XA:
         r_offs = tl.arange(0, R_PAD)
         tl.store(xa_ptr + rows[:, None] * R + r_offs[None, :], xa.to(xa_ptr.dtype.element_ty),
@@ -360,6 +379,7 @@ def launch(
     block_rows: int = 16,
     chunk_cols: int = 256,
     num_warps: int = 4,
+    chunks_per_program: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """Quantize activations ``x`` ``(M, K)`` on the device; keys as ``reference``.
 
@@ -367,7 +387,9 @@ def launch(
     E8M0 bytes, or float16 steps), NVFP4 ``global_scale`` float32 ``()`` (and
     ``residual_global_scale`` when ``s > 0``), and ``lowrank_xa`` ``(M, r)`` in x's dtype when
     ``lowrank_a`` is given (computed from the same read of X). ``global_scale`` given: static
-    NVFP4 scale (no amax pass). ``block_rows``/``chunk_cols``/``num_warps``: one program's tile.
+    NVFP4 scale (no amax pass). ``block_rows``/``chunk_cols``/``num_warps``: one program's tile;
+    ``chunks_per_program``: how many consecutive tiles of a row band one program quantizes (more
+    than one turns on the prefetching loop; ``lowrank_a`` takes the whole band).
     """
     _check_inputs(x, fmt, perm, s, lowrank_a)
     x = x if x.stride(1) == 1 else x.contiguous()
@@ -406,7 +428,9 @@ def launch(
     n_chunks = triton.cdiv((k + s) // sb, nb)
     has_xa = lowrank_a is not None
     r = lowrank_a.shape[1] if has_xa else 0
-    chunks_per_program = n_chunks if has_xa else 1
+    if has_xa:  # X A sums over all of a row tile's columns: one program per row tile
+        chunks_per_program = n_chunks
+    chunks_per_program = max(1, min(chunks_per_program or DEFAULT_CHUNKS_PER_PROGRAM, n_chunks))
     xa = torch.empty((m, max(r, 1)), dtype=x.dtype, device=device)
     a_arg = lowrank_a.to(device=device, dtype=x.dtype).contiguous() if has_xa else x
     units = triton.cdiv(m, block_rows) * triton.cdiv(n_chunks, chunks_per_program)
@@ -416,7 +440,8 @@ def launch(
         FMT=fmt_id, SB=sb, NB=nb, BLOCK_M=block_rows, HAS_PERM=perm is not None,
         RESIDUAL_G=residual_g, HAS_XA=has_xa,
         R_PAD=max(16, triton.next_power_of_2(max(r, 1))), MAX_P=MAX_PARTIALS,
-        F32_DOT=device.type == "cpu", HAS_RESIDUAL=s > 0, FAST_DIV=fast_div, num_warps=num_warps,
+        F32_DOT=device.type == "cpu", HAS_RESIDUAL=s > 0, FAST_DIV=fast_div,
+        PREFETCH=chunks_per_program > 1, num_warps=num_warps,
         enable_fp_fusion=False,  # no FMA contraction: x - (q * s) * g exactly as the reference
     )
     out = {"codes": codes, "scale": scale}

@@ -94,3 +94,13 @@ def test_tiny_activations_take_the_lifted_division(s):
     out = act_quant.launch(x, "nvfp4", s=s)
     assert out["global_scale"].item() < 2.0**-55
     _assert_same(out, _reference(x, "nvfp4", s=s))
+
+
+@pytest.mark.parametrize("fmt, s, perm", [("nvfp4", 64, False), ("mxfp4", 0, True), ("int4", 128, False)])
+@pytest.mark.parametrize("chunks", [2, 3])
+def test_prefetching_loop_matches_reference(fmt, s, perm, chunks):
+    """Several chunks per program (the prefetching loop), with a ragged last chunk per band."""
+    x = _activations(7, 640)
+    p = torch.randperm(640, generator=torch.Generator().manual_seed(3)).to(DEVICE) if perm else None
+    out = act_quant.launch(x, fmt, perm=p, s=s, chunk_cols=128, chunks_per_program=chunks)
+    _assert_same(out, _reference(x, fmt, perm=p, s=s))
