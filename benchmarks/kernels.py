@@ -230,9 +230,10 @@ class Bench:
         g = torch.tensor(0.01, device="cuda") if static else None
         a = self.randn(k, rank, scale=0.05) if rank else None
         plain = not (s or rank or perm)
-        tiles = [{"block_rows": 16, "chunk_cols": 256, "num_warps": 4}]
+        tiles = [act_quant.default_tile(fmt)]
         if self.args.sweep and plain and m >= 1024:
-            tiles += [{"block_rows": 32, "chunk_cols": 256, "num_warps": 4},
+            tiles += [{"block_rows": 16, "chunk_cols": 256, "num_warps": 4},
+                      {"block_rows": 32, "chunk_cols": 256, "num_warps": 4},
                       {"block_rows": 16, "chunk_cols": 512, "num_warps": 4},
                       {"block_rows": 16, "chunk_cols": 256, "num_warps": 2},
                       {"block_rows": 8, "chunk_cols": 512, "num_warps": 4},
@@ -240,6 +241,8 @@ class Bench:
                       {"block_rows": 16, "chunk_cols": 256, "num_warps": 4, "chunks_per_program": 4},
                       {"block_rows": 8, "chunk_cols": 512, "num_warps": 4, "chunks_per_program": 2},
                       {"block_rows": 16, "chunk_cols": 128, "num_warps": 4, "chunks_per_program": 4}]
+            tiles = [dict(t) for t in dict.fromkeys(tuple(sorted({"chunks_per_program": 1, **t}.items()))
+                                                    for t in tiles)]
         if getattr(self.args, "warm", False):  # compile only: skip the (slow) CPU reference
             for tile in tiles:
                 act_quant.launch(xs[0], fmt, perm=p, s=s, global_scale=g, lowrank_a=a, **tile)
