@@ -103,8 +103,10 @@ class Bench:
             cfgs = [None]
             if self.args.sweep:
                 auto = w4a16.skinny_config(m, n, k, fmt)["CH"]
-                pairs = dict.fromkeys(((4, 2), (4, 4), (4, 8), (4, 16), (8, 2), (8, 4), (8, auto)))
-                cfgs += [{"kernel": "skinny", "num_warps": w, "R": 1, "CH": ch} for w, ch in pairs]
+                variants = dict.fromkeys(((4, auto, 1, None), (4, auto, 2, 128), (4, auto, 1, 128),
+                                          (4, 2, 2, None), (4, 2, 2, 128), (4, 8, 2, 128), (8, auto, 2, 128)))
+                cfgs += [{"kernel": "skinny", "num_warps": w, "R": 1, "CH": ch, "PREFETCH": pf, "maxnreg": reg}
+                         for w, ch, pf, reg in variants]
                 cfgs.append({"kernel": "tiled"})
             return cfgs
         if m <= 128:

@@ -78,6 +78,34 @@ def _lane_segment_plain(codes_ptr, scale_ptr, x_ptr, row_a, row_b, q, seg, M, N,
 
 
 @triton.jit
+def _segment_operands(codes_ptr, scale_ptr, row_a, row_b, q, h, seg, segments, N, K, FMT: tl.constexpr):
+    """One segment's packed codes of rows ``row_a`` and ``row_b`` (int64 ``[P, 2]``, 8 bytes per
+    half) and their raw block scales (int32; NVFP4 ``[P, 2]``, MXFP4 ``[P, 1]``, INT4 zeros)."""
+    seg_ok = (q * 0 + seg) < segments
+    ok_a = (row_a < N) & seg_ok
+    ok_b = (row_b < N) & seg_ok
+    stride64 = tl.multiple_of(K // 16, 8)  # int64 words per row (K % 128 == 0)
+    EMPTY: tl.constexpr = -8608480567731124088 if FMT == 2 else 0  # bytes 0x88 (INT4 zero) / 0
+    codes64 = codes_ptr.to(tl.pointer_type(tl.int64), bitcast=True)
+    col64 = seg * 8 + q * 2 + h  # [P, 2]
+    a = tl.load(codes64 + row_a * stride64 + col64, mask=ok_a, other=EMPTY)
+    b = tl.load(codes64 + row_b * stride64 + col64, mask=ok_b, other=EMPTY)
+    if FMT == 0:  # the E4M3 byte of each half's block of 16
+        stride_s = tl.multiple_of(K // 16, 8)
+        sa = tl.load(scale_ptr + row_a * stride_s + seg * 8 + q * 2 + h, mask=ok_a, other=0)
+        sb = tl.load(scale_ptr + row_b * stride_s + seg * 8 + q * 2 + h, mask=ok_b, other=0)
+    elif FMT == 1:  # the lane's E8M0 byte (block of 32), loaded [P, 1]: a [P, 2] load
+        # repeating one address per row could take a layout that splits h across lanes
+        stride_s = tl.multiple_of(K // 32, 4)
+        sa = tl.load(scale_ptr + row_a * stride_s + seg * 4 + q, mask=ok_a, other=0)
+        sb = tl.load(scale_ptr + row_b * stride_s + seg * 4 + q, mask=ok_b, other=0)
+    else:  # INT4 steps are applied after the MMAs
+        sa = q * 0
+        sb = q * 0
+    return a, b, sa.to(tl.int32), sb.to(tl.int32)
+
+
+@triton.jit
 def _skinny_out(acc, row, token, out_ptr, ws_ptr, M, N, stride_om, SPLIT: tl.constexpr):
     """Store (SPLIT == 1) or atomically add into the fp32 workspace one accumulator tensor."""
     mask = (token < M) & (row < N)
@@ -103,6 +131,7 @@ def _skinny_kernel(
     M, N, K, stride_xm, stride_om,
     FMT: tl.constexpr, T: tl.constexpr, R: tl.constexpr, CH: tl.constexpr, SPLIT: tl.constexpr,
     W: tl.constexpr, BF16: tl.constexpr, USE_ASM: tl.constexpr, PTX: tl.constexpr,
+    PREFETCH: tl.constexpr = 2,
 ):
     """``out = x @ W^T`` for M <= 8 T tokens (T token tiles of 8), K a multiple of 128.
 
@@ -123,8 +152,6 @@ def _skinny_kernel(
     row_a = pid_n * BN + (p // 32) * 16 + g  # [P, 1]
     row_b = row_a + 8
     segments = K // 128
-    stride64 = tl.multiple_of(K // 16, 8)  # int64 words per row (K % 128 == 0)
-    EMPTY: tl.constexpr = -8608480567731124088 if FMT == 2 else 0  # bytes 0x88 (INT4 zero) / 0
     acc0 = tl.zeros([P, 2], dtype=tl.float32)  # (row g, token 2q), summed over h at the end
     acc1 = tl.zeros([P, 2], dtype=tl.float32)  # (row g, token 2q + 1)
     acc2 = tl.zeros([P, 2], dtype=tl.float32)  # (row g + 8, token 2q)
@@ -133,30 +160,30 @@ def _skinny_kernel(
     acc5 = tl.zeros([P, 2], dtype=tl.float32)
     acc6 = tl.zeros([P, 2], dtype=tl.float32)
     acc7 = tl.zeros([P, 2], dtype=tl.float32)
+    if USE_ASM:
+        a_next, b_next, sa_next, sb_next = _segment_operands(
+            codes_ptr, scale_ptr, row_a, row_b, q, h, pid_k * CH, segments, N, K, FMT)
+        if PREFETCH == 2:
+            a_next2, b_next2, sa_next2, sb_next2 = _segment_operands(
+                codes_ptr, scale_ptr, row_a, row_b, q, h, pid_k * CH + 1, segments, N, K, FMT)
     for c in tl.static_range(CH):
         seg = pid_k * CH + c
         seg_ok = (q * 0 + seg) < segments  # [P, 1] (the interpreter wants tensor masks)
         ok_a = (row_a < N) & seg_ok
         ok_b = (row_b < N) & seg_ok
         if USE_ASM:
-            codes64 = codes_ptr.to(tl.pointer_type(tl.int64), bitcast=True)
-            col64 = seg * 8 + q * 2 + h  # [P, 2]
-            a = tl.load(codes64 + row_a * stride64 + col64, mask=ok_a, other=EMPTY)
-            b = tl.load(codes64 + row_b * stride64 + col64, mask=ok_b, other=EMPTY)
-            if FMT == 0:  # the E4M3 byte of each half's block of 16
-                stride_s = tl.multiple_of(K // 16, 8)
-                sa = tl.load(scale_ptr + row_a * stride_s + seg * 8 + q * 2 + h, mask=ok_a, other=0)
-                sb = tl.load(scale_ptr + row_b * stride_s + seg * 8 + q * 2 + h, mask=ok_b, other=0)
-            elif FMT == 1:  # the lane's E8M0 byte (block of 32), loaded [P, 1]: a [P, 2] load
-                # repeating one address per row could take a layout that splits h across lanes
-                stride_s = tl.multiple_of(K // 32, 4)
-                sa = tl.load(scale_ptr + row_a * stride_s + seg * 4 + q, mask=ok_a, other=0)
-                sb = tl.load(scale_ptr + row_b * stride_s + seg * 4 + q, mask=ok_b, other=0)
-            else:  # INT4 steps are applied after the MMAs
-                sa = q * 0
-                sb = q * 0
-            sa = sa.to(tl.int32)
-            sb = sb.to(tl.int32)
+            # this segment's operands were loaded PREFETCH segments ago (see _segment_operands);
+            # load the ones PREFETCH segments ahead now, so their latency overlaps these MMAs
+            a, b, sa, sb = a_next, b_next, sa_next, sb_next
+            if PREFETCH == 2:
+                a_next, b_next, sa_next, sb_next = a_next2, b_next2, sa_next2, sb_next2
+            if c + PREFETCH < CH:
+                if PREFETCH == 2:
+                    a_next2, b_next2, sa_next2, sb_next2 = _segment_operands(
+                        codes_ptr, scale_ptr, row_a, row_b, q, h, pid_k * CH + c + 2, segments, N, K, FMT)
+                else:
+                    a_next, b_next, sa_next, sb_next = _segment_operands(
+                        codes_ptr, scale_ptr, row_a, row_b, q, h, pid_k * CH + c + 1, segments, N, K, FMT)
             zeros = zero_ptr.to(tl.int64, bitcast=True)
             x_off = seg * 128 + q * 32 + h * 16
             x_addr0 = tl.where((g < M) & seg_ok, (x_ptr + g * stride_xm + x_off).to(tl.int64, bitcast=True), zeros)
@@ -246,7 +273,7 @@ def skinny_config(m: int, n: int, k: int, fmt: str) -> dict:
     ch = 8
     while ch > 2 and triton.cdiv(n, rows) * triton.cdiv(segments, ch) < 3 * SM_COUNT_GUESS:
         ch //= 2
-    return {"kernel": "skinny", "num_warps": 4, "R": 1, "CH": min(ch, segments)}
+    return {"kernel": "skinny", "num_warps": 4, "R": 1, "CH": min(ch, segments), "PREFETCH": 2}
 
 
 def _skinny_workspace(device: torch.device, elems: int, counters: int):
@@ -288,6 +315,7 @@ def launch_skinny(x, packed, fmt, out, cfg, use_asm):
         x, packed["codes"], packed["scale"], packed.get("global_scale", ws), out, ws, counters, zeros,
         m, n, k, x.stride(0), out.stride(0),
         FMT=fmt_id, T=tiles, R=r, CH=ch, SPLIT=split, W=warps, BF16=bf16, USE_ASM=use_asm,
-        PTX=skinny_mma_ptx(fmt_id, bf16, tiles) if use_asm else "", num_warps=warps, num_stages=1,
+        PTX=skinny_mma_ptx(fmt_id, bf16, tiles) if use_asm else "", PREFETCH=cfg.get("PREFETCH", 2),
+        num_warps=warps, num_stages=1, maxnreg=cfg.get("maxnreg"),
     )
     return out
