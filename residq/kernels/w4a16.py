@@ -35,6 +35,7 @@ from residq.kernels.triton_mma import mma
 from residq.kernels.triton_tiles import load_decoded_tile, to_dot_order
 from residq.kernels.w4a16_skinny import (
     SKINNY_MAX_M,
+    SKINNY_T2_MAX_WEIGHTS,
     SM_COUNT_GUESS,
     launch_skinny,
     skinny_config,
@@ -158,9 +159,11 @@ def resolve_config(x: torch.Tensor, packed: dict[str, torch.Tensor], fmt: str,
     keys), ``{"kernel": "decoded"}`` or ``{"kernel": "tiled", ...}`` (``default_config`` keys and
     ``SPLIT_K``).
 
-    Default: skinny for M <= SKINNY_MAX_M (on H100 it beat the tiled kernel at M = 1, and lost to
-    it at M = 16, see benchmarks/README.md), decoded for NVFP4/MXFP4 from M = DECODED_MIN_M,
-    tiled otherwise (and whenever tile keys are given); ``config["kernel"]`` forces one.
+    Default: skinny for M <= SKINNY_MAX_M, and for M <= 16 when N K <= SKINNY_T2_MAX_WEIGHTS (on
+    H100 it beat the tiled kernel at M = 1 everywhere and at M = 16 on 4096 x 4096, and lost to it
+    at M = 16 on the larger Llama-3-8B shapes; see benchmarks/README.md), decoded for NVFP4/MXFP4
+    from M = DECODED_MIN_M, tiled otherwise (and whenever tile keys are given);
+    ``config["kernel"]`` forces one.
     """
     m, k = x.shape
     n = packed["codes"].shape[0]
@@ -169,7 +172,8 @@ def resolve_config(x: torch.Tensor, packed: dict[str, torch.Tensor], fmt: str,
     supported = skinny_supported(x, packed, fmt)
     if kind == "skinny" and not supported:
         raise ValueError("the skinny kernel needs M <= 16, K % 128 == 0 and 16-byte aligned rows")
-    if kind == "skinny" or (kind is None and m <= SKINNY_MAX_M and supported):
+    skinny_default = m <= SKINNY_MAX_M or n * k <= SKINNY_T2_MAX_WEIGHTS
+    if kind == "skinny" or (kind is None and not config and skinny_default and supported):
         return dict(skinny_config(m, n, k, fmt), **config)
     if kind == "decoded" or (kind is None and not config and m >= DECODED_MIN_M and fmt in FP4_FORMATS):
         if fmt not in FP4_FORMATS:

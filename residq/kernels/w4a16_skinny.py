@@ -273,7 +273,11 @@ def skinny_config(m: int, n: int, k: int, fmt: str) -> dict:
     ch = 8
     while ch > 2 and triton.cdiv(n, rows) * triton.cdiv(segments, ch) < 3 * SM_COUNT_GUESS:
         ch //= 2
-    return {"kernel": "skinny", "num_warps": 4, "R": 1, "CH": min(ch, segments), "PREFETCH": 2}
+    # FP4: a 128-register cap lets ptxas issue the prefetched segments' loads up front (without
+    # it, it sinks them below the first MMAs); 3-8% faster on H100 at M = 1, INT4 unchanged
+    maxnreg = 128 if fmt in ("nvfp4", "mxfp4") else None
+    return {"kernel": "skinny", "num_warps": 4, "R": 1, "CH": min(ch, segments), "PREFETCH": 2,
+            "maxnreg": maxnreg}
 
 
 def _skinny_workspace(device: torch.device, elems: int, counters: int):
@@ -287,7 +291,8 @@ def _skinny_workspace(device: torch.device, elems: int, counters: int):
     return held
 
 
-SKINNY_MAX_M = 8  # the skinny kernel is the default up to here (one token tile); 9..16 on request
+SKINNY_MAX_M = 8  # the skinny kernel is the default up to here (one token tile); 9..16 below
+SKINNY_T2_MAX_WEIGHTS = 4096 * 4096  # 9..16 tokens: skinny up to this many weights (N K), else tiled
 
 
 def skinny_supported(x: torch.Tensor, packed: dict[str, torch.Tensor], fmt: str) -> bool:

@@ -119,8 +119,13 @@ def test_decoded_path_equals_the_dequantized_weight_product(fmt, dtype):
 def test_default_kernel_choice():
     x, packed = _problem("nvfp4", 1, 32, 256, torch.bfloat16)
     assert w4a16.resolve_config(x, packed, "nvfp4")["kernel"] == "skinny"
-    x16, packed16 = _problem("nvfp4", 16, 32, 256, torch.bfloat16)
-    assert w4a16.resolve_config(x16, packed16, "nvfp4")["kernel"] == "tiled"
+    x16, packed16 = _problem("nvfp4", 16, 32, 256, torch.bfloat16)  # 9..16 tokens, small layer
+    assert w4a16.resolve_config(x16, packed16, "nvfp4")["kernel"] == "skinny"
+    big = w4a16.SKINNY_T2_MAX_WEIGHTS // 256 + 64  # 9..16 tokens, more weights: the tiled kernel
+    wide = {key: v[:1].expand(big, *v.shape[1:]).contiguous() if v.dim() else v for key, v in packed16.items()}
+    assert w4a16.skinny_supported(x16, wide, "nvfp4")
+    assert w4a16.resolve_config(x16, wide, "nvfp4")["kernel"] == "tiled"
+    assert w4a16.resolve_config(x, packed, "nvfp4", {"BLOCK_N": 64})["kernel"] == "tiled"  # tile keys
     x_odd, packed_odd = _problem("nvfp4", 1, 32, 208, torch.bfloat16)  # K % 128 != 0
     assert w4a16.resolve_config(x_odd, packed_odd, "nvfp4")["kernel"] == "tiled"
     with pytest.raises(ValueError, match="skinny kernel needs"):
