@@ -11,10 +11,11 @@ Computes, for activations ``X`` ``(M, K)`` (bf16/fp16/fp32):
 4. optionally ARHQ's low-rank input ``X_perm @ A`` (``A`` ``(K, r)``) from the same read of X.
 
 Kernels: ``_amax_kernel`` (NVFP4 dynamic scale: max |X| per program, the last program reduces
-them and writes g), ``_residual_amax_kernel`` (NVFP4 with s > 0: max |R|), ``_quantize_kernel``
+them and writes g), ``_residual_amax_kernel`` (NVFP4 with s > 0: max |R|, reduced and written
+as g_res the same way), ``_quantize_kernel``
 (everything else, one pass; reads g from device memory, so no host synchronisation and the
 whole call is CUDA-graph capturable). The quantize pass walks the tiles in reverse order, so it
-starts on the rows the amax pass left in L2. The amax pass keeps a ticket counter in a cached
+starts on the rows the amax pass left in L2. The amax passes keep ticket counters in a cached
 per-device workspace: calls must not run concurrently on two streams of one device.
 """
 
@@ -35,10 +36,10 @@ from residq.kernels.triton_codes import (
 )
 from residq.kernels.triton_mma import mma
 
-MAX_PARTIALS = 256  # residual-amax partials (one per row tile)
 AMAX_PROGRAMS = 1024  # programs (and partials) of the global-amax pass
-_amax_workspaces: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+_amax_workspaces: dict[tuple[torch.device, str], tuple[torch.Tensor, torch.Tensor]] = {}
 _AMAX_ROWS, _AMAX_COLS = 8, 1024
+_RESIDUAL_ROWS, _RESIDUAL_BLOCKS = 16, 8  # residual-amax tile: 16 rows x 8 blocks of 16
 _NVFP4_DIVISOR = tl.constexpr(6.0 * 448.0)
 _FLOAT32_TINY = tl.constexpr(1.1754943508222875e-38)
 
@@ -71,12 +72,20 @@ def reference(
 
 
 @triton.jit
-def _global_scale(partial_ptr, n_partials, MAX_P: tl.constexpr):
-    """NVFP4 ``g = amax / 2688`` from the partial maxima (1.0 when amax is 0)."""
-    offs = tl.arange(0, MAX_P)
-    amax = tl.max(tl.load(partial_ptr + offs, mask=offs < n_partials, other=0.0), axis=0)
-    g = tl.maximum(tl.math.div_rn(amax, _NVFP4_DIVISOR), _FLOAT32_TINY)
-    return tl.where(amax > 0, g, 1.0)
+def _finish_global_scale(partial_ptr, counter_ptr, g_ptr, pid, running, n_programs, MAX_P: tl.constexpr):
+    """Store this program's maximum ``running`` in ``partial[pid]``; the last of ``n_programs``
+    programs to arrive (an atomic ticket, which it resets) reduces the partials and writes the
+    NVFP4 global scale ``g = amax / 2688`` (1.0 when amax is 0) to ``g_ptr``."""
+    tl.store(partial_ptr + pid, running)
+    tl.debug_barrier()
+    arrived = tl.atomic_add(counter_ptr, 1, sem="acq_rel", scope="gpu")
+    if arrived == n_programs - 1:
+        offs = tl.arange(0, MAX_P)
+        partials = tl.load(partial_ptr + offs, mask=offs < n_programs, other=0.0, cache_modifier=".cg")
+        amax = tl.max(partials, axis=0)
+        g = tl.maximum(tl.math.div_rn(amax, _NVFP4_DIVISOR), _FLOAT32_TINY)
+        tl.store(g_ptr, tl.where(amax > 0, g, 1.0))
+        tl.atomic_xchg(counter_ptr, 0, sem="relaxed", scope="gpu")
 
 
 @triton.jit
@@ -241,44 +250,43 @@ def _amax_kernel(x_ptr, partial_ptr, counter_ptr, g_ptr, M, K, stride_xm, n_prog
         mask = (rows < M)[:, None] & (cols < K)[None, :]
         x = tl.load(x_ptr + rows[:, None] * stride_xm + cols[None, :], mask=mask, other=0.0)
         running = tl.maximum(running, tl.max(tl.max(tl.abs(x.to(tl.float32)), axis=1), axis=0))
-    tl.store(partial_ptr + pid, running)
-    tl.debug_barrier()
-    arrived = tl.atomic_add(counter_ptr, 1, sem="acq_rel", scope="gpu")
-    if arrived == n_programs - 1:
-        offs = tl.arange(0, MAX_P)
-        partials = tl.load(partial_ptr + offs, mask=offs < n_programs, other=0.0, cache_modifier=".cg")
-        amax = tl.max(partials, axis=0)
-        g = tl.maximum(tl.math.div_rn(amax, _NVFP4_DIVISOR), _FLOAT32_TINY)
-        tl.store(g_ptr, tl.where(amax > 0, g, 1.0))
-        tl.atomic_xchg(counter_ptr, 0, sem="relaxed", scope="gpu")
+    _finish_global_scale(partial_ptr, counter_ptr, g_ptr, pid, running, n_programs, MAX_P)
 
 
-@triton.jit(do_not_specialize=["M", "S"])
-def _residual_amax_kernel(x_ptr, perm_ptr, g_ptr, out_partial_ptr, M, K, S, stride_xm,
-                          HAS_PERM: tl.constexpr, BLOCK_M: tl.constexpr, NB: tl.constexpr,
-                          FAST_DIV: tl.constexpr):
-    """out_partial[p] = max |R| of NVFP4 stage 1 over row tile p and the last S columns."""
+@triton.jit(do_not_specialize=["M", "S", "n_programs"])
+def _residual_amax_kernel(x_ptr, perm_ptr, g_ptr, partial_ptr, counter_ptr, g_res_ptr, M, K, S, stride_xm,
+                          n_programs, HAS_PERM: tl.constexpr, BLOCK_M: tl.constexpr, NB: tl.constexpr,
+                          FAST_DIV: tl.constexpr, MAX_P: tl.constexpr):
+    """ARCQuant's NVFP4 residual scale: ``g_res = max |R| / 2688`` over the last S columns, where
+    ``R = X - deq(Q1)`` (stage 1 with scale g), written to ``g_res_ptr``.
+
+    The tiles (BLOCK_M rows x NB blocks of the residual columns) are spread over ``n_programs``
+    programs as in ``_amax_kernel``, whose ticket scheme writes the result.
+    """
     pid = tl.program_id(0)
     g = tl.load(g_ptr)
-    rows = pid * BLOCK_M + tl.arange(0, BLOCK_M)
-    running = tl.zeros([BLOCK_M, NB, 8], dtype=tl.float32)
-    for b0 in range(K // 16, (K + S) // 16, NB):
-        blocks = b0 + tl.arange(0, NB)
+    col_tiles = tl.cdiv(S // 16, NB)
+    n_tiles = tl.cdiv(M, BLOCK_M) * col_tiles
+    running = 0.0
+    for tile in range(pid, n_tiles, n_programs):
+        rows = (tile // col_tiles) * BLOCK_M + tl.arange(0, BLOCK_M)
+        blocks = K // 16 + (tile % col_tiles) * NB + tl.arange(0, NB)
         lo, hi, _, _ = _load_block_halves(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm, 16, HAS_PERM)
         _, _, _, values_lo, values_hi = _quantize_blocks(lo, hi, g, 0, FAST_DIV)
-        running = tl.maximum(running, tl.maximum(tl.abs(lo - values_lo), tl.abs(hi - values_hi)))
-    tl.store(out_partial_ptr + pid, tl.max(tl.max(tl.max(running, axis=2), axis=1), axis=0))
+        worst = tl.maximum(tl.abs(lo - values_lo), tl.abs(hi - values_hi))
+        running = tl.maximum(running, tl.max(tl.max(tl.max(worst, axis=2), axis=1), axis=0))
+    _finish_global_scale(partial_ptr, counter_ptr, g_res_ptr, pid, running, n_programs, MAX_P)
 
 
-@triton.jit(do_not_specialize=["n_res_partials", "M", "S", "R", "n_chunks",
+@triton.jit(do_not_specialize=["M", "S", "R", "n_chunks",
                              "chunks_per_program", "n_units"])
 def _quantize_kernel(
-    x_ptr, perm_ptr, codes_ptr, scale_ptr, res_partial_ptr, n_res_partials, g_ptr, g_res_ptr,
+    x_ptr, perm_ptr, codes_ptr, scale_ptr, g_ptr, g_res_ptr,
     a_ptr, xa_ptr,
     M, K, S, stride_xm, R, n_chunks, chunks_per_program, n_units,
     FMT: tl.constexpr, SB: tl.constexpr, NB: tl.constexpr, BLOCK_M: tl.constexpr,
     HAS_PERM: tl.constexpr, RESIDUAL_G: tl.constexpr,
-    HAS_XA: tl.constexpr, R_PAD: tl.constexpr, MAX_P: tl.constexpr, F32_DOT: tl.constexpr,
+    HAS_XA: tl.constexpr, R_PAD: tl.constexpr, F32_DOT: tl.constexpr,
     HAS_RESIDUAL: tl.constexpr, FAST_DIV: tl.constexpr, PREFETCH: tl.constexpr,
 ):
     """Codes/scales of NB blocks x BLOCK_M rows per chunk, chunks_per_program chunks each.
@@ -296,9 +304,7 @@ def _quantize_kernel(
         g = tl.load(g_ptr)  # static, or written by _amax_kernel
     g2 = g
     if RESIDUAL_G:
-        g2 = _global_scale(res_partial_ptr, n_res_partials, MAX_P)
-        if unit == last:
-            tl.store(g_res_ptr, g2)
+        g2 = tl.load(g_res_ptr)  # written by _residual_amax_kernel
     KS = tl.multiple_of(K + S, SB)
     xa = tl.zeros([BLOCK_M, R_PAD], dtype=tl.float32)
     last_chunk = tl.minimum(first_chunk + chunks_per_program, n_chunks)
@@ -354,13 +360,14 @@ def default_tile(fmt: str) -> dict:
     return {"block_rows": 8, "chunk_cols": 512, "num_warps": 4, "chunks_per_program": 1}
 
 
-def _amax_workspace(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cached partial maxima and the zeroed ticket counter (reset by the kernel)."""
-    held = _amax_workspaces.get(device)
+def _amax_workspace(device: torch.device, purpose: str = "amax") -> tuple[torch.Tensor, torch.Tensor]:
+    """Cached partial maxima and the zeroed ticket counter (reset by the kernel), one pair per
+    device and purpose (the global and the residual amax pass)."""
+    held = _amax_workspaces.get((device, purpose))
     if held is None:
         held = (torch.empty(AMAX_PROGRAMS, dtype=torch.float32, device=device),
                 torch.zeros(1, dtype=torch.int32, device=device))
-        _amax_workspaces[device] = held
+        _amax_workspaces[(device, purpose)] = held
     return held
 
 
@@ -427,16 +434,16 @@ def launch(
                                     BLOCK_M=_AMAX_ROWS, BLOCK_K=_AMAX_COLS, MAX_P=AMAX_PROGRAMS,
                                     enable_fp_fusion=False)
     residual_g = fmt == "nvfp4" and s > 0
-    res_partials = torch.empty(MAX_PARTIALS, dtype=torch.float32, device=device)
     g_res = torch.empty((), dtype=torch.float32, device=device)
-    res_rows = triton.next_power_of_2(max(block_rows, triton.cdiv(m, MAX_PARTIALS)))
-    n_res_partials = triton.cdiv(m, res_rows)
     perm_arg = perm.to(device) if perm is not None else codes
     if residual_g:
-        _residual_amax_kernel[(n_res_partials,)](
-            x, perm_arg, g, res_partials, m, k, s, x.stride(0),
-            HAS_PERM=perm is not None, BLOCK_M=res_rows, NB=8, FAST_DIV=fast_div,
-            enable_fp_fusion=False,
+        tiles = triton.cdiv(m, _RESIDUAL_ROWS) * triton.cdiv(s // 16, _RESIDUAL_BLOCKS)
+        n_programs = min(tiles, AMAX_PROGRAMS)
+        partials, counter = _amax_workspace(device, "residual")
+        _residual_amax_kernel[(n_programs,)](
+            x, perm_arg, g, partials, counter, g_res, m, k, s, x.stride(0), n_programs,
+            HAS_PERM=perm is not None, BLOCK_M=_RESIDUAL_ROWS, NB=_RESIDUAL_BLOCKS, FAST_DIV=fast_div,
+            MAX_P=AMAX_PROGRAMS, enable_fp_fusion=False,
         )
     nb = max(1, chunk_cols // sb)
     n_chunks = triton.cdiv((k + s) // sb, nb)
@@ -449,11 +456,11 @@ def launch(
     a_arg = lowrank_a.to(device=device, dtype=x.dtype).contiguous() if has_xa else x
     units = triton.cdiv(m, block_rows) * triton.cdiv(n_chunks, chunks_per_program)
     _quantize_kernel[(units,)](
-        x, perm_arg, codes, scale, res_partials, n_res_partials, g, g_res,
+        x, perm_arg, codes, scale, g, g_res,
         a_arg, xa, m, k, s, x.stride(0), r, n_chunks, chunks_per_program, units,
         FMT=fmt_id, SB=sb, NB=nb, BLOCK_M=block_rows, HAS_PERM=perm is not None,
         RESIDUAL_G=residual_g, HAS_XA=has_xa,
-        R_PAD=max(16, triton.next_power_of_2(max(r, 1))), MAX_P=MAX_PARTIALS,
+        R_PAD=max(16, triton.next_power_of_2(max(r, 1))),
         F32_DOT=device.type == "cpu", HAS_RESIDUAL=s > 0, FAST_DIV=fast_div,
         PREFETCH=chunks_per_program > 1, num_warps=num_warps,
         enable_fp_fusion=False,  # no FMA contraction: x - (q * s) * g exactly as the reference
