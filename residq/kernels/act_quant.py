@@ -177,10 +177,11 @@ def _pack_pairs(codes):
 
 
 @triton.jit
-def _load_columns(x_ptr, perm_ptr, rows, cols, col_end, M, K, S, stride_xm,
+def _load_columns(x_ptr, perm_ptr, rows, cols, col_end, has_residual_cols, M, K, S, stride_xm,
                   SB: tl.constexpr, HAS_PERM: tl.constexpr, HAS_RESIDUAL: tl.constexpr):
     """float32 ``[BM, NB, H]`` of the source columns of output columns ``cols`` ``[NB, H]``
-    (col >= K maps to the residual's source col - S; cols >= col_end, a multiple of SB: 0)."""
+    (col >= K maps to the residual's source col - S; cols >= col_end, a multiple of SB: 0).
+    ``has_residual_cols``: whether any of ``cols`` is >= K (a scalar the caller knows)."""
     valid = cols < tl.multiple_of(col_end, SB)  # whole blocks in or out: vector loads
     row_base = x_ptr + rows[:, None, None] * stride_xm
     mask = (rows < M)[:, None, None] & valid[None, :, :]
@@ -194,7 +195,7 @@ def _load_columns(x_ptr, perm_ptr, rows, cols, col_end, M, K, S, stride_xm,
         # second only in the chunks that hold residual blocks
         in_main = (cols < K)[None, :, :]
         x = tl.load(row_base + cols[None, :, :], mask=mask & in_main, other=0.0)
-        if tl.max(tl.max(cols, axis=1), axis=0) >= K:
+        if has_residual_cols:  # a scalar: no reduction over the distributed cols tensor
             x_res = tl.load(row_base + (cols - (S // 16) * 16)[None, :, :], mask=mask & ~in_main, other=0.0)
             x = tl.where(in_main, x, x_res)
     else:
@@ -203,19 +204,23 @@ def _load_columns(x_ptr, perm_ptr, rows, cols, col_end, M, K, S, stride_xm,
 
 
 @triton.jit
-def _load_block_halves(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm,
+def _load_block_halves(x_ptr, perm_ptr, rows, blocks, block0, M, K, S, stride_xm,
                        SB: tl.constexpr, HAS_PERM: tl.constexpr, HAS_RESIDUAL: tl.constexpr = True,
                        col_end=None):
-    """The blocks ``blocks`` of rows ``rows`` as two halves, float32 ``[BM, NB, SB/2]`` each, and
-    their output columns ``[NB, SB/2]`` (``_quantize_blocks``'s operands); blocks at or past
-    ``col_end`` (default K + S) read as zeros."""
+    """The blocks ``blocks`` = ``block0 + arange(NB)`` (``block0`` a scalar) of rows ``rows`` as
+    two halves, float32 ``[BM, NB, SB/2]`` each, and their output columns ``[NB, SB/2]``
+    (``_quantize_blocks``'s operands); blocks at or past ``col_end`` (default K + S) read as 0."""
     if col_end is None:
         col_end = K + (S // SB) * SB
     H: tl.constexpr = SB // 2
-    cols_lo = blocks[:, None] * SB + tl.arange(0, H)[None, :]
+    NB: tl.constexpr = blocks.shape[0]
+    cols_lo = block0 * SB + (tl.arange(0, NB) * SB)[:, None] + tl.arange(0, H)[None, :]
     cols_hi = cols_lo + H
-    lo = _load_columns(x_ptr, perm_ptr, rows, cols_lo, col_end, M, K, S, stride_xm, SB, HAS_PERM, HAS_RESIDUAL)
-    hi = _load_columns(x_ptr, perm_ptr, rows, cols_hi, col_end, M, K, S, stride_xm, SB, HAS_PERM, HAS_RESIDUAL)
+    has_residual_cols = (block0 + NB) * SB > K
+    lo = _load_columns(x_ptr, perm_ptr, rows, cols_lo, col_end, has_residual_cols, M, K, S, stride_xm, SB,
+                       HAS_PERM, HAS_RESIDUAL)
+    hi = _load_columns(x_ptr, perm_ptr, rows, cols_hi, col_end, has_residual_cols, M, K, S, stride_xm, SB,
+                       HAS_PERM, HAS_RESIDUAL)
     return lo, hi, cols_lo, cols_hi
 
 
@@ -270,8 +275,9 @@ def _residual_amax_kernel(x_ptr, perm_ptr, g_ptr, partial_ptr, counter_ptr, g_re
     running = 0.0
     for tile in range(pid, n_tiles, n_programs):
         rows = (tile // col_tiles) * BLOCK_M + tl.arange(0, BLOCK_M)
-        blocks = K // 16 + (tile % col_tiles) * NB + tl.arange(0, NB)
-        lo, hi, _, _ = _load_block_halves(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm, 16, HAS_PERM)
+        block0 = K // 16 + (tile % col_tiles) * NB
+        blocks = block0 + tl.arange(0, NB)
+        lo, hi, _, _ = _load_block_halves(x_ptr, perm_ptr, rows, blocks, block0, M, K, S, stride_xm, 16, HAS_PERM)
         _, _, _, values_lo, values_hi = _quantize_blocks(lo, hi, g, 0, FAST_DIV)
         worst = tl.maximum(tl.abs(lo - values_lo), tl.abs(hi - values_hi))
         running = tl.maximum(running, tl.max(tl.max(tl.max(worst, axis=2), axis=1), axis=0))
@@ -311,15 +317,16 @@ def _quantize_kernel(
     col_end = tl.minimum(KS, last_chunk * NB * SB)  # this program's columns end here
     blocks = first_chunk * NB + tl.arange(0, NB)
     if PREFETCH:
-        lo, hi, cols_lo, cols_hi = _load_block_halves(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm,
-                                                      SB, HAS_PERM, HAS_RESIDUAL, col_end)
+        lo, hi, cols_lo, cols_hi = _load_block_halves(x_ptr, perm_ptr, rows, blocks, first_chunk * NB, M, K, S,
+                                                      stride_xm, SB, HAS_PERM, HAS_RESIDUAL, col_end)
     for chunk in range(first_chunk, last_chunk):
         if PREFETCH:
             next_lo, next_hi, next_cols_lo, next_cols_hi = _load_block_halves(
-                x_ptr, perm_ptr, rows, blocks + NB, M, K, S, stride_xm, SB, HAS_PERM, HAS_RESIDUAL, col_end)
+                x_ptr, perm_ptr, rows, blocks + NB, (chunk + 1) * NB, M, K, S, stride_xm, SB, HAS_PERM,
+                HAS_RESIDUAL, col_end)
         else:
-            lo, hi, cols_lo, cols_hi = _load_block_halves(x_ptr, perm_ptr, rows, blocks, M, K, S, stride_xm,
-                                                          SB, HAS_PERM, HAS_RESIDUAL)
+            lo, hi, cols_lo, cols_hi = _load_block_halves(x_ptr, perm_ptr, rows, blocks, chunk * NB, M, K, S,
+                                                          stride_xm, SB, HAS_PERM, HAS_RESIDUAL)
         codes_lo, codes_hi, stored, values_lo, values_hi = _quantize_blocks(lo, hi, g, FMT, FAST_DIV)
         if HAS_RESIDUAL and (chunk + 1) * NB * SB > K:  # this chunk holds residual blocks
             codes2_lo, codes2_hi, stored2, _, _ = _quantize_blocks(lo - values_lo, hi - values_hi, g2, FMT,
