@@ -108,11 +108,11 @@ def kernel_section() -> list[str]:
         key = (row["kernel"], row.get("format", ""), variant, row["M"])
         groups.setdefault(key, []).append(value)
     lines = ["## Kernels on the H100 (issue 5)", "",
-             f"`python benchmarks/kernels.py` on {data.get('device')} ({data.get('date')}); rows in "
+             (f"`python benchmarks/kernels.py` on {data.get('device')} ({data.get('date')}); rows in "
              "`benchmarks/results/kernels-h100.json`. Speed-up = cuBLAS bf16 time / kernel time, min-max over "
              "the four Llama-3-8B shapes (N,K) in {(4096,4096), (14336,4096), (4096,14336), (6144,4096)}; for "
              "act-quant the column is the fraction of the measured copy bandwidth instead. `gemm` = the GEMM alone, "
-             "`linear` = activation quantization + GEMM.", "",
+             "`linear` = activation quantization + GEMM."), "",
              "| kernel | format | variant | M | speed-up vs bf16 (min-max) |", "|---|---|---|---|---|"]
     for (kernel, fmt_name, variant, m), ratios in sorted(groups.items(), key=lambda kv: (*map(str, kv[0][:3]), kv[0][3])):
         lines.append(f"| {kernel} | {fmt_name} | {variant} | {m} | {min(ratios):.2f}-{max(ratios):.2f} |")
@@ -134,8 +134,8 @@ def kernel_ppl_section() -> list[str]:
              "calibration window. `ppl (fp64 reference)`: the reference path with its quantized-operand product "
              "summed in float64 (`--fp64-reference`), a second faithful reference; `fp32 vs fp64 ref.` is its layer "
              "error against the float32 reference." + (f" {data['note']}." if data.get("note") else ""), "",
-             "| recipe | layers on kernels | ppl (kernels) | ppl (reference) | ppl (fp64 reference) | layer rel. error "
-             "(max) | fp32 vs fp64 ref. | s (kernels) | s (reference) |",
+             ("| recipe | layers on kernels | ppl (kernels) | ppl (reference) | ppl (fp64 reference) | layer rel. error "
+             "(max) | fp32 vs fp64 ref. | s (kernels) | s (reference) |"),
              "|---|---|---|---|---|---|---|---|---|"]
     for r in data["rows"]:
         err = r.get("layer_rel_error", {}).get("max")
@@ -148,12 +148,12 @@ def kernel_ppl_section() -> list[str]:
         lines.append(f"| {r['recipe']}{note} | {r['layers_on_kernels']}/{r['layers']} | {r['kernels']['ppl']:.3f} | "
                      f"{r['reference']['ppl']:.3f} | {fmt(fp64, '.3f')} | {fmt(err, '.1e')} | {fmt(err64, '.1e')} | "
                      f"{r['kernels']['seconds']:.1f} | {r['reference']['seconds']:.1f} |")
-    return lines + ["", "W4A4 RTN is the one recipe whose kernel and float32-reference perplexities differ in the third "
+    return lines + ["", ("W4A4 RTN is the one recipe whose kernel and float32-reference perplexities differ in the third "
                     "digit (32.615 vs 32.357). Summing the same exact products in float64 instead of float32 moves the "
                     "reference itself to 32.583, with the same per-layer difference (5e-5) as the kernels: without any "
                     "outlier handling this model's W4A4 perplexity swings by ~1% under rounding-level changes of the "
                     "layer outputs, and the kernel path agrees with the float64 reference to 3 significant digits "
-                    "(32.6). The recipes with outlier handling move by at most 0.1% between the three paths.", ""]
+                    "(32.6). The recipes with outlier handling move by at most 0.1% between the three paths."), ""]
 
 
 def bench_section() -> list[str]:
@@ -165,12 +165,12 @@ def bench_section() -> list[str]:
 
     overhead = RESULTS / "linear-overhead-h100.log"
     lines = ["## `residq bench` on the H100 (issue 5)", "",
-             "`python -m residq.cli bench /tmp/smol.gguf --recipes w4a16-nvfp4-rtn,w4a4-nvfp4-rtn,w4a4-nvfp4-flagship "
+             ("`python -m residq.cli bench /tmp/smol.gguf --recipes w4a16-nvfp4-rtn,w4a4-nvfp4-rtn,w4a4-nvfp4-flagship "
              "--json docs/results/bench-smollm2-h100.json` (the SmolLM2 GGUF, quantized on random-token calibration: "
              "speed only). Prefill is one forward of 2048 tokens, decode 64 greedy steps with the KV cache, both in "
              "eager PyTorch; the layer table times one Llama-3-8B-shaped decoder layer (random weights) at 2048 tokens "
-             "and at 1 token.", "", "```", format_tables(data), "```", "",
-             "How to read it. In eager mode every QuantLinear call pays host time: at M = 1 a 4096 x 4096 layer "
+             "and at 1 token."), "", "```", format_tables(data), "```", "",
+             ("How to read it. In eager mode every QuantLinear call pays host time: at M = 1 a 4096 x 4096 layer "
              "costs 134 us per call through QuantLinear (W4A16) and 219 us (W4A4) against 23 us for nn.Linear, and "
              "the bare Triton launch alone takes 73 us, while the W4A16 kernel itself runs in about 8 us under a CUDA "
              "graph (benchmarks/README.md). So decoding here, and prefill of this 135M model with its 576-wide layers, "
@@ -179,7 +179,7 @@ def bench_section() -> list[str]:
              "before the W4A16 prefill path changed). The Llama-3-8B layer is steadier: W4A16 prefill 4.38 ms with "
              "the tiled kernel, then 2.50 and 2.31 ms with decode-once + cuBLAS (0.80x and 0.79x of bf16), W4A4 "
              "3.34 / 3.67 / 3.35 ms (0.54-0.55x). CUDA graphs or torch.compile around the decode loop, and a cheaper "
-             "launch path than Triton's Python dispatcher, are not done."]
+             "launch path than Triton's Python dispatcher, are not done.")]
     if overhead.exists():
         lines += ["", "`python scripts/linear_overhead.py`:", "", "```", overhead.read_text().strip(), "```"]
     return lines + [""]
@@ -192,10 +192,10 @@ def quarot_section() -> list[str]:
         return []
     kinds = list(next(r["snr_db"] for r in data["rows"] if "snr_db" in r))
     lines = ["## Does QuaRot's rotation help weight quantization here? (issue 4)", "",
-             f"`python scripts/quarot_diagnosis.py --seqlen {data['seqlen']} --calib-samples {data['calib_samples']} "
+             (f"`python scripts/quarot_diagnosis.py --seqlen {data['seqlen']} --calib-samples {data['calib_samples']} "
              f"--max-windows {data['max_windows']} --out docs/results/quarot-diagnosis.json` (CPU, {data['date']}): "
              "weight-only RTN with and without the `rotate` transform, WikiText-2 test perplexity on the first "
-             f"{data['max_windows']} windows of {data['seqlen']}, and the mean held-out output SNR (dB) per layer kind.",
+             f"{data['max_windows']} windows of {data['seqlen']}, and the mean held-out output SNR (dB) per layer kind."),
              "", "| weights | rotated | ppl | " + " | ".join(kinds) + " |", "|---|---|---|" + "---|" * len(kinds)]
     for r in data["rows"]:
         snr = r.get("snr_db", {})
@@ -211,7 +211,7 @@ def eigen_section() -> list[str]:
     if not logs:
         return []
     lines = ["## Cost of ARHQ's closed form on wide layers (issue 3)", "",
-             "`python scripts/arhq_eigen_timing.py --device DEVICE` (on CUDA one warm-up, then the median of "
+             ("`python scripts/arhq_eigen_timing.py --device DEVICE` (on CUDA one warm-up, then the median of "
              "the repeats; the CPU rows used `--repeats 1`, one shape per run, no warm-up): seconds for the "
              "K x K eigendecomposition of G, the thin SVD of W G^{1/2} and the whole `arhq_factors` call "
              "(rank 128). Inputs wider than 8192 now take the Gram form (`lowrank.GRAM_FORM_MIN_K`: one "
@@ -219,7 +219,7 @@ def eigen_section() -> list[str]:
              "layer, against 514 s for the square-root form before it. On the H100 the 14336-wide layer "
              "takes 0.19 s in the Gram form against 4.75 s (eigh 2.90 + SVD 1.85) in the square-root form "
              "(the random G is now built on the timed device: its CPU QR had kept an earlier H200 run past "
-             "its limit).", ""]
+             "its limit)."), ""]
     for device, path in logs:
         lines += [f"{device}:", "", "```", path.read_text().strip(), "```", ""]
     return lines
@@ -230,8 +230,8 @@ def zeroshot_section() -> list[str]:
     if data is None:
         return []
     lines = ["## Zero-shot accuracy of the FP model (issue 6)", "",
-             "`python scripts/zeroshot_smollm2.py --limit 500 --engine both` (CPU, seeded subset of 500 rows, "
-             "seed 0; native = residq's scorer, harness = lm-evaluation-harness 0.4.13 on the same rows).", "",
+             ("`python scripts/zeroshot_smollm2.py --limit 500 --engine both` (CPU, seeded subset of 500 rows, "
+             "seed 0; native = residq's scorer, harness = lm-evaluation-harness 0.4.13 on the same rows)."), "",
              "| task | n | native acc | native acc_norm | harness acc | harness acc_norm |", "|---|---|---|---|---|---|"]
     native, harness = data["native"]["tasks"], data.get("harness", {}).get("tasks", {})
     for task, scores in native.items():
@@ -243,12 +243,12 @@ def zeroshot_section() -> list[str]:
 
 def main() -> int:
     parts = ["# Results", "",
-             "Every number here is a measured row in `docs/results/*.jsonl`, rendered by "
+             ("Every number here is a measured row in `docs/results/*.jsonl`, rendered by "
              "`python scripts/make_results_md.py`. The FP row is SmolLM2-135M-Instruct dequantized "
              "from its Q4_1 GGUF to float32. `w bits` counts every stored byte of the quantized linears "
              "(codes, scales, low-rank branches); `a bits` is the activation format's bits per element "
              "including scales (ARCQuant: times (K+s)/K); `layer SNR` is the mean over linears of the "
-             "output SNR on held-out calibration windows; `s` is ARCQuant's augmented channel count.", ""]
+             "output SNR on held-out calibration windows; `s` is ARCQuant's augmented channel count."), ""]
     for title, name in SECTIONS:
         path = RESULTS / name
         if not path.exists():
