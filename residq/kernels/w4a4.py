@@ -29,10 +29,11 @@ import torch
 import triton
 import triton.language as tl
 
-from residq.kernels import decode
+from residq.kernels import decode, w4a4_tma
 from residq.kernels.block_formats import FORMAT_IDS, FP4_FORMATS, block_size, dequantize_blocks
 from residq.kernels.triton_mma import mma
 from residq.kernels.triton_tiles import load_decoded_tile, to_dot_order, to_dot_order_t
+from residq.kernels.w4a4_epilogue import add_lowrank, grouped_tile
 
 
 def reference(x_packed: dict[str, torch.Tensor], w_packed: dict[str, torch.Tensor], fmt: str,
@@ -119,14 +120,7 @@ def _w4a4_kernel(
     GROUP_M: tl.constexpr, HAS_LOWRANK: tl.constexpr, R_PAD: tl.constexpr,
     USE_ASM: tl.constexpr, F32_DOT: tl.constexpr, DECODED: tl.constexpr, STAGES: tl.constexpr,
 ):
-    pid = tl.program_id(0)
-    tiles_m = tl.cdiv(M, BLOCK_M)
-    tiles_n = tl.cdiv(N, BLOCK_N)
-    group = pid // (GROUP_M * tiles_n)  # grouped order: GROUP_M row tiles share W tiles in L2
-    first_m = group * GROUP_M
-    group_rows = tl.minimum(tiles_m - first_m, GROUP_M)
-    pid_m = first_m + (pid % (GROUP_M * tiles_n)) % group_rows
-    pid_n = (pid % (GROUP_M * tiles_n)) // group_rows
+    pid_m, pid_n = grouped_tile(tl.program_id(0), tl.cdiv(M, BLOCK_M), tl.cdiv(N, BLOCK_N), GROUP_M)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     # S is a multiple of 16; written so, Triton sees that the K + s masks are 16-aligned and
@@ -148,12 +142,7 @@ def _w4a4_kernel(
         acc = _accumulate(acc, xc_ptr, xs_ptr, wc_ptr, ws_ptr, offs_m, offs_n, M, N, K,
                           k_total, k_total, FMT, BLOCK_K, USE_ASM, F32_DOT, DECODED, row_stride, STAGES)
     if HAS_LOWRANK:
-        r_offs = tl.arange(0, R_PAD)
-        xa = tl.load(xa_ptr + offs_m[:, None] * R + r_offs[None, :],
-                     mask=(offs_m < M)[:, None] & (r_offs < R)[None, :], other=0.0)
-        b = tl.load(b_ptr + offs_n[None, :] * R + r_offs[:, None],
-                    mask=(offs_n < N)[None, :] & (r_offs < R)[:, None], other=0.0)
-        acc = mma(xa, b, acc, F32_DOT)
+        acc = add_lowrank(acc, xa_ptr, b_ptr, offs_m, offs_n, M, N, R, R_PAD, F32_DOT)
     mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
     tl.store(out_ptr + offs_m[:, None] * stride_om + offs_n[None, :],
              acc.to(out_ptr.dtype.element_ty), mask=mask)
@@ -168,7 +157,8 @@ def default_config(m: int, n: int, fmt: str) -> dict:
 
     ``path="fused"`` decodes both packed operands in registers inside the GEMM (small M, INT4);
     ``path="decoded"`` (NVFP4/MXFP4 with M >= ``DECODED_MIN_M``) decodes each operand once with
-    ``decode.py`` and runs a pipelined bf16 GEMM with the same epilogue.
+    ``decode.py`` and runs a pipelined bf16 GEMM with the same epilogue: on Hopper the persistent
+    TMA kernel of ``w4a4_tma.py`` (``"tma": False`` selects the cp.async kernel).
     Large-M fused: 128 x 128 tiles, K step 64, 8 warps capped at 128 registers so two programs
     share an SM; INT4 needs a K step of 128 (one scale group per step).
     """
@@ -178,9 +168,9 @@ def default_config(m: int, n: int, fmt: str) -> dict:
     if fmt == "int4":
         return {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 128, "GROUP_M": 8, "num_warps": 8, "num_stages": 3,
                 "path": "fused"}
-    if m >= DECODED_MIN_M:
-        return {"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 64, "GROUP_M": 8, "num_warps": 8, "num_stages": 3,
-                "path": "decoded"}
+    if m >= DECODED_MIN_M:  # on sm_90 the TMA kernel (w4a4_tma.py), else the cp.async one
+        return {"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 64, "GROUP_M": 8, "num_warps": 8, "num_stages": 4,
+                "path": "decoded", "tma": True}
     return {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_M": 8, "num_warps": 8, "num_stages": 4,
             "maxnreg": 128, "path": "fused"}
 
@@ -236,6 +226,10 @@ def launch(x_packed: dict[str, torch.Tensor], w_packed: dict[str, torch.Tensor],
         x_operand = decode.decode(x_packed, fmt, row_align=64)
         w_operand = decode.decode(w_packed, fmt, row_align=64)
         row_stride = x_operand.stride(0)
+        if cfg.get("tma", True) and w4a4_tma.available(device):  # Hopper: TMA loads, persistent
+            scales = (g_x, x_packed.get("residual_global_scale", g_x), w_packed.get("global_scale", dummy))
+            return w4a4_tma.launch(x_operand, w_operand, k, s, FORMAT_IDS[fmt], scales,
+                                   lowrank_xa if has_lowrank else None, lowrank_b, out, cfg, r_pad)
     _w4a4_kernel[grid](  # g_r falls back to g_x: its load is compiled even when s == 0
         x_operand, x_packed["scale"], g_x, x_packed.get("residual_global_scale", g_x),
         w_operand, w_packed["scale"],

@@ -9,7 +9,7 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")  # CPU: run the kernels in Triton's interpreter
 pytest.importorskip("triton")
 
-from residq.kernels import act_quant, w4a4
+from residq.kernels import act_quant, w4a4, w4a4_tma
 from residq.kernels.block_formats import quantize_blocks
 from residq.kernels.interpreter import kernel_device
 
@@ -54,6 +54,21 @@ def test_decoded_path_matches_float32_emulation(fmt, m, n, k, s, rank):
     out = w4a4.launch(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, out_dtype=torch.float32, config=cfg)
     ref = w4a4.reference(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, out_dtype=torch.float32)
     assert float((out - ref).norm() / ref.norm()) < 1e-5
+
+
+@pytest.mark.skipif(DEVICE is None or not w4a4_tma.available(torch.device(DEVICE)),
+                    reason="the TMA kernel needs an sm_90+ GPU and triton's TensorDescriptor")
+@pytest.mark.parametrize("fmt, s, rank", [("nvfp4", 128, 20), ("mxfp4", 0, 0), ("nvfp4", 0, 0)])
+def test_tma_kernel_equals_cp_async_kernel(fmt, s, rank):
+    """Same tiles, same K order: the TMA kernel's output is the cp.async kernel's, bit for bit
+    (ragged M and N, ARCQuant's two K ranges, ARHQ's branch)."""
+    _, xq, wq, b = _operands(fmt, 300, 520, 384, s, rank, seed=5)
+    xa = xq.get("lowrank_xa")
+    cfg = dict(w4a4.default_config(300, 520, fmt))
+    assert cfg["path"] == "decoded" and cfg["tma"]
+    tma = w4a4.launch(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, config=cfg)
+    plain = w4a4.launch(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, config=dict(cfg, tma=False))
+    assert torch.equal(tma, plain)
 
 
 def test_path_defaults_and_errors():
