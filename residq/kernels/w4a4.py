@@ -20,7 +20,8 @@ every K step (each activation tile N/BLOCK_N times, each weight tile M/BLOCK_M t
 (NVFP4/MXFP4, the default from M = ``DECODED_MIN_M``) first decodes each operand once to bf16
 with ``decode.py`` (``e2m1 * block_scale``, exact) and then runs the same K loops as a pipelined
 bf16 tensor-core GEMM; the global scales stay in the epilogue, so both paths compute the same
-numbers up to fp32 summation order.
+numbers up to fp32 summation order. On Hopper that GEMM is ``w4a4_tma.py``'s persistent kernel
+with TMA loads (bit-identical to this file's cp.async kernel, which remains the fallback).
 """
 
 from __future__ import annotations
