@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 from pathlib import Path
 
 import kernel_timing
 import torch
+
+from residq.eval.report import write_atomic
 
 
 def print_table(rows) -> None:
@@ -38,6 +39,4 @@ def write_json(bench, out: str) -> None:
               "sweeps": bench.sweeps, "failures": bench.failures}
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(result, indent=1))

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 
 import torch
 
 from residq.eval.compare_run import parse_recipe_label
 from residq.eval.perplexity import perplexity
+from residq.eval.report import write_atomic
 from residq.nn.kernel_path import _eligible
 from residq.nn.quant_linear import QuantLinear
 from residq.pipeline import load_any_model, quantize_with_calibration
@@ -105,17 +105,9 @@ def main() -> int:
                 model, layers, tokenizer, args, versus_fp64=True)
         rows.append(row)
         print(json.dumps(row), flush=True)
-        write_json(args.out, {"rows": rows, "device": torch.cuda.get_device_name(0),
-                              "date": time.strftime("%Y-%m-%d")})  # after every recipe
+        payload = {"rows": rows, "device": torch.cuda.get_device_name(0), "date": time.strftime("%Y-%m-%d")}
+        write_atomic(args.out, json.dumps(payload, indent=1))  # after every recipe: no half-written JSON
     return 0
-
-
-def write_json(path: str, payload: dict) -> None:
-    """Write ``payload`` to ``path`` through a temporary file (no half-written JSON)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as handle:
-        json.dump(payload, handle, indent=1)
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

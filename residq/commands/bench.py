@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import torch
+
+from residq.eval.report import write_atomic
 
 DEFAULT_RECIPES = "w4a16-nvfp4-rtn,w4a4-nvfp4-rtn"
 
@@ -151,19 +152,16 @@ def run(args: argparse.Namespace) -> int:
               "batch": args.batch, "models": models, "llama3_8b_layer": layers}
     print(format_tables(result))
     if args.json:
-        path = Path(args.json)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(result, indent=1))
-        os.replace(tmp, path)
+        write_atomic(args.json, json.dumps(result, indent=1))
     return 0
 
 
 def format_tables(result: dict) -> str:
     """The two tables ``run`` prints: the models against the first row, and the layer timings."""
-    lines = [f"{result['model']} on {result['device']} ({result['dtype']}, batch {result['batch']}, "
-             f"prefill {result['prefill_tokens']} tokens, decode {result['decode_tokens']} steps)",
-             f"{'model':<40}{'MB':>9}{'kernel layers':>15}{'prefill tok/s':>15}{'x':>7}"
-             f"{'decode tok/s':>14}{'x':>7}{'peak GB':>9}"]
+    lines = [(f"{result['model']} on {result['device']} ({result['dtype']}, batch {result['batch']}, "
+             f"prefill {result['prefill_tokens']} tokens, decode {result['decode_tokens']} steps)"),
+             (f"{'model':<40}{'MB':>9}{'kernel layers':>15}{'prefill tok/s':>15}{'x':>7}"
+             f"{'decode tok/s':>14}{'x':>7}{'peak GB':>9}")]
     base = result["models"][0]
     for row in result["models"]:
         decode = row["decode_tokens_per_s"]

@@ -34,7 +34,7 @@ from residq.kernels import decode, w4a4_tma
 from residq.kernels.block_formats import FORMAT_IDS, FP4_FORMATS, block_size, dequantize_blocks
 from residq.kernels.triton_mma import mma
 from residq.kernels.triton_tiles import load_decoded_tile, to_dot_order, to_dot_order_t
-from residq.kernels.w4a4_epilogue import add_lowrank, grouped_tile
+from residq.kernels.w4a4_epilogue import add_lowrank, after_k_ranges, before_residual_range, grouped_tile
 
 
 def reference(x_packed: dict[str, torch.Tensor], w_packed: dict[str, torch.Tensor], fmt: str,
@@ -130,18 +130,10 @@ def _w4a4_kernel(
     acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
     acc = _accumulate(acc, xc_ptr, xs_ptr, wc_ptr, ws_ptr, offs_m, offs_n, M, N, 0, K, k_total,
                       FMT, BLOCK_K, USE_ASM, F32_DOT, DECODED, row_stride, STAGES)
-    if FMT == 0:
-        g_x = tl.load(gx_ptr)
-        g_last = g_x
-        if S > 0:
-            g_last = tl.load(gr_ptr)
-            acc = acc * tl.math.div_rn(g_x, g_last)
-        acc = _accumulate(acc, xc_ptr, xs_ptr, wc_ptr, ws_ptr, offs_m, offs_n, M, N, K,
-                          k_total, k_total, FMT, BLOCK_K, USE_ASM, F32_DOT, DECODED, row_stride, STAGES)
-        acc = acc * (g_last * tl.load(gw_ptr))
-    else:
-        acc = _accumulate(acc, xc_ptr, xs_ptr, wc_ptr, ws_ptr, offs_m, offs_n, M, N, K,
-                          k_total, k_total, FMT, BLOCK_K, USE_ASM, F32_DOT, DECODED, row_stride, STAGES)
+    acc, g_last = before_residual_range(acc, gx_ptr, gr_ptr, S, FMT)
+    acc = _accumulate(acc, xc_ptr, xs_ptr, wc_ptr, ws_ptr, offs_m, offs_n, M, N, K,
+                      k_total, k_total, FMT, BLOCK_K, USE_ASM, F32_DOT, DECODED, row_stride, STAGES)
+    acc = after_k_ranges(acc, g_last, gw_ptr, FMT)
     if HAS_LOWRANK:
         acc = add_lowrank(acc, xa_ptr, b_ptr, offs_m, offs_n, M, N, R, R_PAD, F32_DOT)
     mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]

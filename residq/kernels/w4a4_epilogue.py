@@ -1,4 +1,5 @@
-"""Tile order and epilogue shared by the W4A4 GEMM kernels (``w4a4.py``, ``w4a4_tma.py``)."""
+"""Tile order, global scales and epilogue shared by the W4A4 GEMM kernels (``w4a4.py``,
+``w4a4_tma.py``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,30 @@ def grouped_tile(tile, tiles_m, tiles_n, GROUP_M: tl.constexpr):
     pid_m = first_m + (tile % (GROUP_M * tiles_n)) % group_rows
     pid_n = (tile % (GROUP_M * tiles_n)) // group_rows
     return pid_m, pid_n
+
+
+@triton.jit
+def before_residual_range(acc, gx_ptr, gr_ptr, S, FMT: tl.constexpr):
+    """Between the K ranges ``[0, K)`` and ``[K, K + S)``: NVFP4 with ARCQuant (S > 0) rescales the
+    main sum by ``g_x / g_r`` so both ranges continue under the residual's own global scale ``g_r``.
+    Returns ``(acc, g_last)``, the activation scale that the final ``after_k_ranges`` applies
+    (``g_x`` without a residual; 1.0 for MXFP4 and INT4, which have no global scale)."""
+    g_last = 1.0
+    if FMT == 0:
+        g_x = tl.load(gx_ptr)
+        g_last = g_x
+        if S > 0:
+            g_last = tl.load(gr_ptr)
+            acc = acc * tl.math.div_rn(g_x, g_last)
+    return acc, g_last
+
+
+@triton.jit
+def after_k_ranges(acc, g_last, gw_ptr, FMT: tl.constexpr):
+    """NVFP4: the fp32 sum times ``g_last * g_w`` (activation and weight global scales)."""
+    if FMT == 0:
+        acc = acc * (g_last * tl.load(gw_ptr))
+    return acc
 
 
 @triton.jit

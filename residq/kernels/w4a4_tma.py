@@ -23,7 +23,7 @@ import torch
 import triton
 import triton.language as tl
 
-from residq.kernels.w4a4_epilogue import add_lowrank, grouped_tile
+from residq.kernels.w4a4_epilogue import add_lowrank, after_k_ranges, before_residual_range, grouped_tile
 
 try:
     from triton.tools.tensor_descriptor import TensorDescriptor
@@ -73,16 +73,9 @@ def _w4a4_tma_kernel(
         off_n = pid_n * BLOCK_N
         acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
         acc = _k_range(acc, x_desc, w_desc, off_m, off_n, 0, K, BLOCK_K, STAGES)
-        if FMT == 0:
-            g_x = tl.load(gx_ptr)
-            g_last = g_x
-            if S > 0:
-                g_last = tl.load(gr_ptr)
-                acc = acc * tl.math.div_rn(g_x, g_last)
-            acc = _k_range(acc, x_desc, w_desc, off_m, off_n, K, k_total, BLOCK_K, STAGES)
-            acc = acc * (g_last * tl.load(gw_ptr))
-        else:
-            acc = _k_range(acc, x_desc, w_desc, off_m, off_n, K, k_total, BLOCK_K, STAGES)
+        acc, g_last = before_residual_range(acc, gx_ptr, gr_ptr, S, FMT)
+        acc = _k_range(acc, x_desc, w_desc, off_m, off_n, K, k_total, BLOCK_K, STAGES)
+        acc = after_k_ranges(acc, g_last, gw_ptr, FMT)
         offs_m = off_m + tl.arange(0, BLOCK_M)
         offs_n = off_n + tl.arange(0, BLOCK_N)
         if HAS_LOWRANK:
