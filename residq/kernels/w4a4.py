@@ -15,7 +15,9 @@ ARHQ's low-rank branch (arXiv 2605.00140) is one more MMA in the epilogue: ``(X 
 with ``X A`` from the activation kernel. A faithful emulation of Blackwell's NVFP4 GEMM up to
 fp32 summation order.
 
-Two paths share the kernel and its epilogue. "fused" decodes both packed tiles in registers at
+At decode sizes (M <= 16, NVFP4/MXFP4, no ARCQuant range) the default is ``w4a4_skinny.py``: the
+activation decoded once to bf16, then the skinny W4A16 kernel. Otherwise two paths share the
+kernel and its epilogue. "fused" decodes both packed tiles in registers at
 every K step (each activation tile N/BLOCK_N times, each weight tile M/BLOCK_M times). "decoded"
 (NVFP4/MXFP4, the default from M = ``DECODED_MIN_M``) first decodes each operand once to bf16
 with ``decode.py`` (``e2m1 * block_scale``, exact) and then runs the same K loops as a pipelined
@@ -30,7 +32,7 @@ import torch
 import triton
 import triton.language as tl
 
-from residq.kernels import decode, w4a4_tma
+from residq.kernels import decode, w4a4_skinny, w4a4_tma
 from residq.kernels.block_formats import FORMAT_IDS, FP4_FORMATS, block_size, dequantize_blocks
 from residq.kernels.triton_mma import mma
 from residq.kernels.triton_tiles import load_decoded_tile, to_dot_order, to_dot_order_t
@@ -142,12 +144,13 @@ def _w4a4_kernel(
 
 
 DECODED_MIN_M = 256  # from here on the "decoded" path is the default for NVFP4 and MXFP4
-PATHS = ("fused", "decoded")
+PATHS = ("fused", "decoded", "skinny")
 
 
 def default_config(m: int, n: int, fmt: str) -> dict:
     """Tile configuration (tuned on H100; see benchmarks/README.md) and ``path``.
 
+    ``path="skinny"`` (NVFP4/MXFP4, M <= 16): ``w4a4_skinny.py``, where it applies;
     ``path="fused"`` decodes both packed operands in registers inside the GEMM (small M, INT4);
     ``path="decoded"`` (NVFP4/MXFP4 with M >= ``DECODED_MIN_M``) decodes each operand once with
     ``decode.py`` and runs a pipelined bf16 GEMM with the same epilogue: on Hopper the persistent
@@ -155,9 +158,10 @@ def default_config(m: int, n: int, fmt: str) -> dict:
     Large-M fused: 128 x 128 tiles, K step 64, 8 warps capped at 128 registers so two programs
     share an SM; INT4 needs a K step of 128 (one scale group per step).
     """
-    if m <= 64:
+    if m <= 64:  # up to 16 tokens NVFP4/MXFP4 take the skinny path where it applies (s = 0)
+        path = "skinny" if m <= w4a4_skinny.SKINNY_MAX_M and fmt in FP4_FORMATS else "fused"
         return {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 128, "GROUP_M": 8, "num_warps": 4, "num_stages": 4,
-                "path": "fused"}
+                "path": path}
     if fmt == "int4":
         return {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 128, "GROUP_M": 8, "num_warps": 8, "num_stages": 3,
                 "path": "fused"}
@@ -187,7 +191,8 @@ def launch(x_packed: dict[str, torch.Tensor], w_packed: dict[str, torch.Tensor],
            config: dict | None = None, use_asm: bool | None = None) -> torch.Tensor:
     """W4A4 product ``(M, N)`` in ``out_dtype``; ``lowrank_xa`` ``(M, r)`` and ``lowrank_b``
     ``(N, r)`` (16-bit) add ARHQ's ``(X A) B^T``. ``config`` overrides ``default_config``
-    (tiles, and ``path``: "fused" or "decoded")."""
+    (tiles, and ``path``: "fused", "decoded" or "skinny"; the default "skinny" falls back to
+    "fused" where it does not apply, a requested one raises)."""
     m, n, k = _check(x_packed, w_packed, fmt, s)
     device = x_packed["codes"].device
     cfg = dict(default_config(m, n, fmt), **(config or {}))
@@ -196,9 +201,8 @@ def launch(x_packed: dict[str, torch.Tensor], w_packed: dict[str, torch.Tensor],
     path = cfg.get("path", "fused")
     if path not in PATHS:
         raise ValueError(f"path must be one of {PATHS}, got {path!r}")
-    if path != "fused" and fmt not in FP4_FORMATS:
+    if path == "decoded" and fmt not in FP4_FORMATS:
         raise ValueError(f"the {path} path needs NVFP4 or MXFP4 (INT4 q * step is not exact in bf16)")
-    out = torch.empty((m, n), dtype=out_dtype, device=device)
     has_lowrank = lowrank_xa is not None
     r = lowrank_xa.shape[1] if has_lowrank else 0
     if has_lowrank and (lowrank_b is None or lowrank_b.shape != (n, r)):
@@ -207,6 +211,14 @@ def launch(x_packed: dict[str, torch.Tensor], w_packed: dict[str, torch.Tensor],
     if has_lowrank:
         lowrank_b = lowrank_b.to(lowrank_xa.dtype).contiguous()
         lowrank_xa = lowrank_xa.contiguous()
+    if path == "skinny":
+        reason = w4a4_skinny.unsupported(m, k, s, fmt, w_packed)
+        if reason is None:
+            return w4a4_skinny.launch(x_packed, w_packed, fmt, lowrank_xa, lowrank_b, out_dtype, use_asm)
+        if (config or {}).get("path") == "skinny":
+            raise ValueError(f"the skinny W4A4 path {reason}")
+        path = "fused"  # the default for small M, where the skinny path does not apply
+    out = torch.empty((m, n), dtype=out_dtype, device=device)
     dummy = x_packed["codes"]
     on_cpu = device.type == "cpu"
     r_pad = max(16, triton.next_power_of_2(max(r, 1)))

@@ -37,7 +37,8 @@ def _operands(fmt, m, n, k, s=0, rank=0, seed=0):
 def test_matches_float32_emulation(fmt, m, n, k, s, rank):
     _, xq, wq, b = _operands(fmt, m, n, k, s, rank)
     xa = xq.get("lowrank_xa")
-    out = w4a4.launch(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, out_dtype=torch.float32, config=CFG)
+    out = w4a4.launch(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, out_dtype=torch.float32,
+                      config=dict(CFG, path="fused"))
     ref = w4a4.reference(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, out_dtype=torch.float32)
     assert out.shape == (m, n)
     assert float((out - ref).norm() / ref.norm()) < 1e-5
@@ -54,6 +55,42 @@ def test_decoded_path_matches_float32_emulation(fmt, m, n, k, s, rank):
     out = w4a4.launch(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, out_dtype=torch.float32, config=cfg)
     ref = w4a4.reference(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, out_dtype=torch.float32)
     assert float((out - ref).norm() / ref.norm()) < 1e-5
+
+
+@pytest.mark.parametrize("fmt", ["nvfp4", "mxfp4"])
+@pytest.mark.parametrize("m, n, k, rank, out_dtype", [(1, 72, 256, 0, torch.bfloat16), (5, 40, 384, 0, torch.float32),
+                                                      (16, 136, 256, 20, torch.float32), (11, 64, 128, 8, torch.bfloat16)])
+def test_skinny_path_matches_float32_emulation(fmt, m, n, k, rank, out_dtype):
+    """Decode sizes: the activation decoded once, the skinny W4A16 kernel on the packed weight,
+    both global scales on its fp32 sums, ARHQ's branch before the one rounding (ragged N, one
+    and two 8-token tiles)."""
+    _, xq, wq, b = _operands(fmt, m, n, k, 0, rank, seed=7)
+    xa = xq.get("lowrank_xa")
+    assert w4a4.default_config(m, n, fmt)["path"] == "skinny"
+    out = w4a4.launch(xq, wq, fmt, lowrank_xa=xa, lowrank_b=b, out_dtype=out_dtype)
+    ref = w4a4.reference(xq, wq, fmt, lowrank_xa=xa, lowrank_b=b, out_dtype=torch.float32)
+    assert out.dtype == out_dtype and out.shape == (m, n)
+    tol = 1e-5 if out_dtype == torch.float32 else 4e-3  # bf16: one rounding of the output
+    assert float((out.float() - ref).norm() / ref.norm()) < tol
+    # the fused kernel in float32 (Triton's interpreter casts to bf16 by truncation, the GPU rounds)
+    fused = w4a4.launch(xq, wq, fmt, lowrank_xa=xa, lowrank_b=b, out_dtype=torch.float32,
+                        config=dict(CFG, path="fused"))
+    assert float((out.float() - fused).norm() / ref.norm()) < tol
+
+
+def test_skinny_path_falls_back_or_refuses():
+    """ARCQuant's residual range (s > 0) and INT4 are not on the skinny path: the default falls
+    back to the fused kernel, an explicit request names the reason."""
+    _, xq, wq, _ = _operands("nvfp4", 3, 32, 256, s=128, seed=2)
+    out = w4a4.launch(xq, wq, "nvfp4", s=128, out_dtype=torch.float32)
+    ref = w4a4.reference(xq, wq, "nvfp4", s=128, out_dtype=torch.float32)
+    assert float((out - ref).norm() / ref.norm()) < 1e-5
+    with pytest.raises(ValueError, match="skinny W4A4 path has no ARCQuant residual range"):
+        w4a4.launch(xq, wq, "nvfp4", s=128, config={"path": "skinny"})
+    _, xq, wq, _ = _operands("int4", 3, 32, 256)
+    assert w4a4.default_config(3, 32, "int4")["path"] == "fused"
+    with pytest.raises(ValueError, match="needs nvfp4 or mxfp4"):
+        w4a4.launch(xq, wq, "int4", config={"path": "skinny"})
 
 
 @pytest.mark.skipif(DEVICE is None or not w4a4_tma.available(torch.device(DEVICE)),
@@ -74,7 +111,8 @@ def test_tma_kernel_equals_cp_async_kernel(fmt, s, rank):
 def test_path_defaults_and_errors():
     assert w4a4.default_config(w4a4.DECODED_MIN_M, 4096, "nvfp4")["path"] == "decoded"
     assert w4a4.default_config(w4a4.DECODED_MIN_M, 4096, "int4")["path"] == "fused"
-    assert w4a4.default_config(16, 4096, "nvfp4")["path"] == "fused"
+    assert w4a4.default_config(16, 4096, "nvfp4")["path"] == "skinny"
+    assert w4a4.default_config(17, 4096, "nvfp4")["path"] == "fused"
     _, xq, wq, _ = _operands("int4", 4, 16, 256)
     with pytest.raises(ValueError, match="not exact in bf16"):
         w4a4.launch(xq, wq, "int4", config={"path": "decoded"})

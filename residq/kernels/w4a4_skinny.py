@@ -1,0 +1,72 @@
+"""W4A4 at decode sizes (M <= 16 tokens): the activation decoded once, then the skinny W4A16 kernel.
+
+``out (M, N) = g_x g_w * (deq(Xq) @ deq(Wq)^T) [+ (X A) B^T]`` for NVFP4 / MXFP4 with no ARCQuant
+residual channels (``s = 0``). The activation's codes are decoded to bf16 by ``decode.py``
+(``e2m1 * block_scale``, exact: ALGORITHMS.md 1), and ``w4a16_skinny``'s kernel multiplies them
+with the packed weight, decoded in registers to exact 16-bit values, accumulating in fp32; the
+product of the two NVFP4 global scales multiplies the fp32 sums (the same numbers as the fused
+W4A4 kernel up to fp32 summation order). ARHQ's branch is added to the fp32 result before the
+one rounding to ``out_dtype``, as in the fused kernel's epilogue.
+
+Why: at one token the fused W4A4 kernel (both operands decoded inside 64 x 64 tiles) ran a
+Llama-3-8B q_proj in 44 us on the H100 against 11 us for cuBLAS bf16; decoding the activation
+costs one tiny launch, and the skinny kernel streams the 4-bit weight (benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from residq.kernels import decode
+from residq.kernels.block_formats import FP4_FORMATS
+from residq.kernels.w4a16_skinny import launch_skinny, skinny_config
+
+SKINNY_MAX_M = 16  # the skinny kernel's largest token count (two 8-token MMA tiles)
+
+
+def unsupported(m: int, k: int, s: int, fmt: str, w_packed: dict[str, torch.Tensor]) -> str | None:
+    """Why this path cannot run the problem (a phrase for an error message), or None."""
+    if m > SKINNY_MAX_M:
+        return f"needs M <= {SKINNY_MAX_M} tokens, got {m}"
+    if fmt not in FP4_FORMATS:
+        return f"needs nvfp4 or mxfp4 (exact in bf16), got {fmt}"
+    if s:
+        return f"has no ARCQuant residual range (s = 0), got s = {s}"
+    if k % 128:
+        return f"needs K % 128 == 0, got K = {k}"
+    codes, scale = w_packed["codes"], w_packed["scale"]
+    if not (codes.is_contiguous() and codes.data_ptr() % 16 == 0 and scale.is_contiguous()
+            and scale.data_ptr() % 4 == 0):
+        return "needs contiguous weight codes (16-byte aligned) and scales (4-byte aligned)"
+    return None
+
+
+def launch(x_packed: dict[str, torch.Tensor], w_packed: dict[str, torch.Tensor], fmt: str,
+           lowrank_xa: torch.Tensor | None = None, lowrank_b: torch.Tensor | None = None,
+           out_dtype: torch.dtype = torch.bfloat16, use_asm: bool | None = None) -> torch.Tensor:
+    """W4A4 product ``(M, N)`` in ``out_dtype`` (check ``unsupported`` first).
+
+    Args:
+        x_packed: packed activations ``(M, K)`` from ``act_quant.launch`` (NVFP4: with
+            ``global_scale`` float32 ``()``).
+        w_packed: packed weight ``(N, K)``, the same format.
+        fmt: ``nvfp4`` or ``mxfp4``.
+        lowrank_xa, lowrank_b: ARHQ's ``X A`` ``(M, r)`` and ``B`` ``(N, r)``, or None.
+        use_asm: the skinny kernel's inline PTX (default: on the GPU; the interpreter runs
+            its plain-tensor twin).
+    """
+    m, n = x_packed["codes"].shape[0], w_packed["codes"].shape[0]
+    k = 2 * x_packed["codes"].shape[1]
+    use_asm = (x_packed["codes"].device.type != "cpu") if use_asm is None else use_asm
+    x_values = decode.decode(x_packed, fmt, use_asm=use_asm)  # (M, K) bf16, e2m1 * block scale
+    weight = dict(w_packed)
+    if fmt == "nvfp4":  # the kernel multiplies its fp32 sums by the weight's "global scale"
+        weight["global_scale"] = (x_packed["global_scale"].float().reshape(())
+                                  * w_packed["global_scale"].float().reshape(()))
+    with_lowrank = lowrank_xa is not None
+    out = torch.empty((m, n), dtype=torch.float32 if with_lowrank else out_dtype, device=x_values.device)
+    launch_skinny(x_values, weight, fmt, out, skinny_config(m, n, k, fmt), use_asm)
+    if with_lowrank:
+        out.addmm_(lowrank_xa.float(), lowrank_b.float().T)
+        out = out.to(out_dtype)
+    return out
