@@ -1,5 +1,6 @@
 """``residq bench MODEL_OR_DIR``: prefill and decode tokens/s and peak GPU memory of quantized
-models against their bf16 original, plus one decoder layer of Llama-3-8B shape (random weights).
+models against their bf16 original, plus one decoder layer of Llama-3-8B shape (random weights), on CUDA also replayed from a CUDA graph
+(no per-launch host time: what a serving engine's decode loop sees).
 
 - A float model (HF directory, hub id, GGUF, ``smollm2-135m``) is quantized in memory with each
   of ``--recipes``, calibrated on random token ids: speed does not depend on the calibration
@@ -93,9 +94,14 @@ def _layer_row(label: str, recipe_name: str | None, args, device: torch.device, 
     if recipe_name is not None:
         model = _quantized(model, recipe_name, args, device)
     model = model.to(device=device, dtype=dtype)
-    return {"layer": label, "tokens": args.layer_tokens,
-            "prefill_ms": layer_ms(model, device, args.layer_tokens, args.repeats),
-            "decode_ms": layer_ms(model, device, 1, args.repeats), "kernel_layers": _kernel_layers(model)}
+    row = {"layer": label, "tokens": args.layer_tokens,
+           "prefill_ms": layer_ms(model, device, args.layer_tokens, args.repeats),
+           "decode_ms": layer_ms(model, device, 1, args.repeats), "kernel_layers": _kernel_layers(model),
+           "prefill_graph_ms": None, "decode_graph_ms": None}
+    if device.type == "cuda":  # the same calls replayed from a CUDA graph: no per-launch host time
+        row["prefill_graph_ms"] = layer_ms(model, device, args.layer_tokens, args.repeats, cuda_graph=True)
+        row["decode_graph_ms"] = layer_ms(model, device, 1, args.repeats, cuda_graph=True)
+    return row
 
 
 def run(args: argparse.Namespace) -> int:
@@ -173,11 +179,14 @@ def format_tables(result: dict) -> str:
             + (f"{decode:>14.1f}{decode / base_decode:>7.2f}" if decode and base_decode else f"{'-':>14}{'-':>7}")
             + (f"{peak / 2**30:>9.2f}" if peak is not None else f"{'-':>9}"))
     if result["llama3_8b_layer"]:
-        lines += ["", "one decoder layer of Llama-3-8B shape (random weights)",
-                  f"{'layer':<40}{'kernel layers':>15}{'prefill ms':>12}{'x':>7}{'1-token ms':>12}{'x':>7}"]
         first = result["llama3_8b_layer"][0]
+        columns = [("prefill_ms", "prefill ms"), ("decode_ms", "1-token ms")]
+        if first.get("decode_graph_ms") is not None:
+            columns += [("prefill_graph_ms", "graph prefill"), ("decode_graph_ms", "graph 1-token")]
+        lines += ["", "one decoder layer of Llama-3-8B shape (random weights; x = bf16 time / this time"
+                  + ("; graph = replayed from a CUDA graph" if len(columns) > 2 else "") + ")",
+                  f"{'layer':<40}{'kernel layers':>15}" + "".join(f"{title:>15}{'x':>7}" for _, title in columns)]
         for row in result["llama3_8b_layer"]:
-            lines.append(f"{row['layer'][:39]:<40}{row['kernel_layers']:>15}{row['prefill_ms']:>12.3f}"
-                         f"{first['prefill_ms'] / row['prefill_ms']:>7.2f}{row['decode_ms']:>12.3f}"
-                         f"{first['decode_ms'] / row['decode_ms']:>7.2f}")
+            lines.append(f"{row['layer'][:39]:<40}{row['kernel_layers']:>15}"
+                         + "".join(f"{row[key]:>15.3f}{first[key] / row[key]:>7.2f}" for key, _ in columns))
     return "\n".join(lines)

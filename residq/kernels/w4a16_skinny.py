@@ -9,6 +9,10 @@ described below); split-K through a self-resetting fp32 workspace, one launch pe
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
+from types import MappingProxyType
+
 import torch
 import triton
 import triton.language as tl
@@ -127,13 +131,16 @@ def _skinny_finish(row, token, out_ptr, ws_ptr, M, N, stride_om):
 
 @triton.jit(do_not_specialize=["M"])
 def _skinny_kernel(
-    x_ptr, codes_ptr, scale_ptr, g_ptr, out_ptr, ws_ptr, counter_ptr, zero_ptr,
+    x_ptr, codes_ptr, scale_ptr, g_ptr, g2_ptr, out_ptr, ws_ptr, counter_ptr, zero_ptr,
     M, N, K, stride_xm, stride_om,
     FMT: tl.constexpr, T: tl.constexpr, R: tl.constexpr, CH: tl.constexpr, SPLIT: tl.constexpr,
     W: tl.constexpr, BF16: tl.constexpr, USE_ASM: tl.constexpr, PTX: tl.constexpr,
-    PREFETCH: tl.constexpr = 2,
+    PREFETCH: tl.constexpr = 2, HAS_G2: tl.constexpr = False,
 ):
     """``out = x @ W^T`` for M <= 8 T tokens (T token tiles of 8), K a multiple of 128.
+
+    NVFP4: the fp32 sums are multiplied by the weight's global scale ``g`` and, with ``HAS_G2``,
+    by a second float32 scalar ``g2`` (W4A4 at decode sizes: the activation's global scale).
 
     Program (pid_n, pid_k): rows ``[pid_n * BN, +BN)``, BN = 16 W R, and the 128-column
     segments ``[pid_k * CH, +CH)``. Tensors are ``[P, 2]``, P = 32 W R: element (p, h) is the
@@ -233,6 +240,8 @@ def _skinny_kernel(
     scale = 1.0
     if FMT == 0:
         scale = tl.load(g_ptr)
+        if HAS_G2:
+            scale = scale * tl.load(g2_ptr)
         if USE_ASM:  # the shift decode's 2^-7 (see w4a16_skinny_ptx.SHIFT_DECODE_EXPONENT)
             scale = scale * 128.0
     pv = tl.arange(0, P)
@@ -264,10 +273,12 @@ def _skinny_kernel(
             tl.atomic_xchg(counter_ptr + pid_n, 0, sem="relaxed", scope="gpu")
 
 
-def skinny_config(m: int, n: int, k: int, fmt: str) -> dict:
+@functools.lru_cache(maxsize=1024)
+def skinny_config(m: int, n: int, k: int, fmt: str) -> Mapping:
     """Configuration of ``_skinny_kernel`` (M <= 16): 4 warps x 16 rows, and enough 128-column
     segments per program (CH) that a program streams >= 16 KB of codes while the grid still
-    gives every SM several programs (tuned on H100, see benchmarks/README.md)."""
+    gives every SM several programs (tuned on H100, see benchmarks/README.md). Cached per
+    shape (it is asked on every decode call), hence read-only: copy it to change it."""
     rows = 64
     segments = k // 128
     ch = 8
@@ -276,8 +287,8 @@ def skinny_config(m: int, n: int, k: int, fmt: str) -> dict:
     # FP4: a 128-register cap lets ptxas issue the prefetched segments' loads up front (without
     # it, it sinks them below the first MMAs); 3-8% faster on H100 at M = 1, INT4 unchanged
     maxnreg = 128 if fmt in ("nvfp4", "mxfp4") else None
-    return {"kernel": "skinny", "num_warps": 4, "R": 1, "CH": min(ch, segments), "PREFETCH": 2,
-            "maxnreg": maxnreg}
+    return MappingProxyType({"kernel": "skinny", "num_warps": 4, "R": 1, "CH": min(ch, segments),
+                             "PREFETCH": 2, "maxnreg": maxnreg})
 
 
 def _skinny_workspace(device: torch.device, elems: int, counters: int):
@@ -304,8 +315,9 @@ def skinny_supported(x: torch.Tensor, packed: dict[str, torch.Tensor], fmt: str)
             and scale.is_contiguous() and scale.data_ptr() % 4 == 0)
 
 
-def launch_skinny(x, packed, fmt, out, cfg, use_asm):
-    """Run ``_skinny_kernel`` for ``x (M, K) @ W^T`` into ``out (M, N)`` with config ``cfg``."""
+def launch_skinny(x, packed, fmt, out, cfg, use_asm, extra_scale=None):
+    """Run ``_skinny_kernel`` for ``x (M, K) @ W^T`` into ``out (M, N)`` with config ``cfg``;
+    ``extra_scale`` (NVFP4): a float32 scalar tensor that also multiplies the fp32 sums."""
     m, k = x.shape
     n = packed["codes"].shape[0]
     warps, r, ch = cfg["num_warps"], cfg.get("R", 1), cfg["CH"]
@@ -317,10 +329,12 @@ def launch_skinny(x, packed, fmt, out, cfg, use_asm):
     bf16 = x.dtype == torch.bfloat16
     tiles = 1 if m <= 8 else 2
     _skinny_kernel[grid](
-        x, packed["codes"], packed["scale"], packed.get("global_scale", ws), out, ws, counters, zeros,
+        x, packed["codes"], packed["scale"], packed.get("global_scale", ws),
+        extra_scale if extra_scale is not None else ws, out, ws, counters, zeros,
         m, n, k, x.stride(0), out.stride(0),
         FMT=fmt_id, T=tiles, R=r, CH=ch, SPLIT=split, W=warps, BF16=bf16, USE_ASM=use_asm,
         PTX=skinny_mma_ptx(fmt_id, bf16, tiles) if use_asm else "", PREFETCH=cfg.get("PREFETCH", 2),
+        HAS_G2=extra_scale is not None,
         num_warps=warps, num_stages=1, maxnreg=cfg.get("maxnreg"),
     )
     return out

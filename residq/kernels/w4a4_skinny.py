@@ -59,13 +59,10 @@ def launch(x_packed: dict[str, torch.Tensor], w_packed: dict[str, torch.Tensor],
     k = 2 * x_packed["codes"].shape[1]
     use_asm = (x_packed["codes"].device.type != "cpu") if use_asm is None else use_asm
     x_values = decode.decode(x_packed, fmt, use_asm=use_asm)  # (M, K) bf16, e2m1 * block scale
-    weight = dict(w_packed)
-    if fmt == "nvfp4":  # the kernel multiplies its fp32 sums by the weight's "global scale"
-        weight["global_scale"] = (x_packed["global_scale"].float().reshape(())
-                                  * w_packed["global_scale"].float().reshape(()))
+    g_x = x_packed["global_scale"] if fmt == "nvfp4" else None  # times g_w on the fp32 sums
     with_lowrank = lowrank_xa is not None
     out = torch.empty((m, n), dtype=torch.float32 if with_lowrank else out_dtype, device=x_values.device)
-    launch_skinny(x_values, weight, fmt, out, skinny_config(m, n, k, fmt), use_asm)
+    launch_skinny(x_values, w_packed, fmt, out, skinny_config(m, n, k, fmt), use_asm, extra_scale=g_x)
     if with_lowrank:
         out.addmm_(lowrank_xa.float(), lowrank_b.float().T)
         out = out.to(out_dtype)

@@ -61,6 +61,12 @@ def test_float_model_rows_and_layer_rows(monkeypatch):
                                  "prefill_tokens": 16, "decode_tokens": 2, "models": [row, row],
                                  "llama3_8b_layer": [layer, layer]})
     assert "Llama-3-8B" in table and table.count("1.00") >= 4
+    assert layer["decode_graph_ms"] is None and "graph" not in table  # CUDA graphs: GPU only
+    graphed = dict(layer, prefill_graph_ms=2.0, decode_graph_ms=0.5)
+    table = bench.format_tables({"model": "m", "device": "gpu", "dtype": "bfloat16", "batch": 1,
+                                 "prefill_tokens": 16, "decode_tokens": 2, "models": [row],
+                                 "llama3_8b_layer": [graphed, dict(graphed, decode_graph_ms=0.25)]})
+    assert "graph 1-token" in table and table.splitlines()[-1].rstrip().endswith("0.250   2.00")
 
 
 def test_bad_input_is_refused(checkpoint_dir, tmp_path, capsys):

@@ -40,5 +40,7 @@ def test_one_layer_llama_shape_and_layer_timing():
     assert model.model.layers[0].mlp.down_proj.weight.shape == (64, 96)
     assert model.model.layers[0].self_attn.k_proj.weight.shape == (32, 64)  # 2 KV heads of 16
     assert speed.layer_ms(model, CPU, tokens=8, repeats=2) > 0
+    with pytest.raises(ValueError, match="cuda_graph timing needs a CUDA device"):
+        speed.layer_ms(model, CPU, tokens=8, repeats=2, cuda_graph=True)
     assert speed.LLAMA3_8B_LAYER == {"hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32,
                                      "num_key_value_heads": 8}
