@@ -31,13 +31,13 @@ import kernel_timing  # beside this script (sys.path[0] when run)
 from kernel_report import print_table, write_json
 from kernel_timing import nbytes, rel_err, sets_for, time_ms
 
-from residq.kernels import act_quant, decode, dispatch, w4a4, w4a16, w8a8
+from residq.kernels import act_quant, decode, dispatch, w4a4, w4a4_skinny, w4a16, w8a8
 from residq.kernels.block_formats import block_size, quantize_blocks
 
 SHAPES = [(4096, 4096), (14336, 4096), (4096, 14336), (6144, 4096)]  # (N, K)
 MS = [1, 16, 128, 2048]
 # token counts per kernel family when --ms is not given: those the bars of issue 5 name
-DEFAULT_MS = {"w4a16": [1, 16], "w4a4": [2048], "w8a8": [2048], "act": [2048]}
+DEFAULT_MS = {"w4a16": [1, 16], "w4a4": [1, 2048], "w8a8": [2048], "act": [2048]}  # W4A4 M=1: decode
 FORMATS = ["nvfp4", "mxfp4", "int4"]
 ARC_FRACTION, LOWRANK_RANK = 0.08, 64
 
@@ -144,7 +144,12 @@ class Bench:
             self.add("w4a16", fmt, m, n, k, best[0], moved, config=best[1])
 
     # ------------------------------------------------------------------ W4A4
-    def w4a4_configs(self, m: int) -> list[dict]:
+    def w4a4_configs(self, m: int, s: int = 0) -> list[dict]:
+        if m <= w4a4_skinny.SKINNY_MAX_M:  # decode: the skinny path (s = 0 only), the fused kernel
+            cfgs = [{"path": "skinny"}] if not s else []
+            cfgs.append({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 128, "num_warps": 4, "num_stages": 4,
+                         "GROUP_M": 8, "path": "fused"})
+            return cfgs if self.args.sweep else cfgs[:1]
         if m <= 128:
             tiles = [(64, 64, 128, 4, 4, None, "fused"), (64, 128, 128, 4, 3, None, "fused")]
         else:  # decoded: bf16 GEMM tiles; fused: 128 registers, two 8-warp programs per SM
@@ -168,7 +173,7 @@ class Bench:
         xa = xq.get("lowrank_xa")
         ref = w4a4.reference(xq, wq0, fmt, s=s, lowrank_xa=xa, lowrank_b=b)
         best = None
-        for cfg in [cfg_choice] if cfg_choice else self.w4a4_configs(m):
+        for cfg in [cfg_choice] if cfg_choice else self.w4a4_configs(m, s):
             name = f"w4a4 {fmt} M={m} N={n} K={k} s={s} r={rank} {cfg}"
             try:
                 out = w4a4.launch(xq, wq0, fmt, s=s, lowrank_xa=xa, lowrank_b=b, config=cfg)
@@ -304,12 +309,13 @@ def work_units(args, shapes, ms):
                     units.append((f"w4a16 {fmt}", lambda b, f=fmt, m=m, n=n, k=k: b.run_w4a16(f, m, n, k)))
     if "w4a4" in args.only:
         for n, k in shapes:
-            for m in [m for m in family_ms["w4a4"] if m >= 128]:
+            for m in family_ms["w4a4"]:
 
                 def w4a4_unit(b, m=m, n=n, k=k):
                     cfg = b.run_w4a4("nvfp4", m, n, k)
-                    if cfg:
-                        b.run_w4a4("nvfp4", m, n, k, s=arc_s(k), cfg_choice=cfg)
+                    if cfg:  # (the skinny path has no ARCQuant range: s > 0 takes its own default)
+                        b.run_w4a4("nvfp4", m, n, k, s=arc_s(k),
+                                   cfg_choice=None if cfg.get("path") == "skinny" else cfg)
                         b.run_w4a4("nvfp4", m, n, k, rank=LOWRANK_RANK, cfg_choice=cfg)
                         if m == max(family_ms["w4a4"]):
                             b.run_w4a4("mxfp4", m, n, k, cfg_choice=cfg)

@@ -288,7 +288,7 @@ def launch(
                                     BLOCK_M=_AMAX_ROWS, BLOCK_K=_AMAX_COLS, MAX_P=AMAX_PROGRAMS,
                                     enable_fp_fusion=False)
     residual_g = fmt == "nvfp4" and s > 0
-    g_res = torch.empty((), dtype=torch.float32, device=device)
+    g_res = torch.empty((), dtype=torch.float32, device=device) if residual_g else g  # g: unused stand-in
     perm_arg = perm.to(device) if perm is not None else codes
     if residual_g:
         tiles = triton.cdiv(m, _RESIDUAL_ROWS) * triton.cdiv(s // 16, _RESIDUAL_BLOCKS)
@@ -306,7 +306,7 @@ def launch(
     if has_xa:  # X A sums over all of a row tile's columns: one program per row tile
         chunks_per_program = n_chunks
     chunks_per_program = max(1, min(chunks_per_program, n_chunks))
-    xa = torch.empty((m, max(r, 1)), dtype=x.dtype, device=device)
+    xa = torch.empty((m, r), dtype=x.dtype, device=device) if has_xa else x  # x: unused stand-in
     a_arg = lowrank_a.to(device=device, dtype=x.dtype).contiguous() if has_xa else x
     units = triton.cdiv(m, block_rows) * triton.cdiv(n_chunks, chunks_per_program)
     _quantize_kernel[(units,)](
@@ -325,5 +325,5 @@ def launch(
     if residual_g:
         out["residual_global_scale"] = g_res
     if has_xa:
-        out["lowrank_xa"] = xa[:, :r]
+        out["lowrank_xa"] = xa
     return out
