@@ -82,25 +82,32 @@ def _lane_segment_plain(codes_ptr, scale_ptr, x_ptr, row_a, row_b, q, seg, M, N,
 
 
 @triton.jit
-def _segment_operands(codes_ptr, scale_ptr, row_a, row_b, q, h, seg, segments, N, K, FMT: tl.constexpr):
+def _segment_operands(codes_ptr, scale_ptr, row_a, row_b, q, h, seg, segments, N, K, FMT: tl.constexpr,
+                      RAGGED_K: tl.constexpr):
     """One segment's packed codes of rows ``row_a`` and ``row_b`` (int64 ``[P, 2]``, 8 bytes per
-    half) and their raw block scales (int32; NVFP4 ``[P, 2]``, MXFP4 ``[P, 1]``, INT4 zeros)."""
+    half) and their raw block scales (int32; NVFP4 ``[P, 2]``, MXFP4 ``[P, 1]``, INT4 zeros).
+    ``RAGGED_K`` (K % 128 != 0, FP4): halves past column K read as code 0."""
     seg_ok = (q * 0 + seg) < segments
+    if RAGGED_K:
+        seg_ok = seg_ok & (seg * 128 + q * 32 + h * 16 < K)  # [P, 2]: whole 16-column halves
     ok_a = (row_a < N) & seg_ok
     ok_b = (row_b < N) & seg_ok
-    stride64 = tl.multiple_of(K // 16, 8)  # int64 words per row (K % 128 == 0)
+    if RAGGED_K:
+        stride64 = K // 16  # int64 words per row (K % 16 == 0)
+    else:
+        stride64 = tl.multiple_of(K // 16, 8)  # K % 128 == 0
     EMPTY: tl.constexpr = -8608480567731124088 if FMT == 2 else 0  # bytes 0x88 (INT4 zero) / 0
     codes64 = codes_ptr.to(tl.pointer_type(tl.int64), bitcast=True)
     col64 = seg * 8 + q * 2 + h  # [P, 2]
     a = tl.load(codes64 + row_a * stride64 + col64, mask=ok_a, other=EMPTY)
     b = tl.load(codes64 + row_b * stride64 + col64, mask=ok_b, other=EMPTY)
     if FMT == 0:  # the E4M3 byte of each half's block of 16
-        stride_s = tl.multiple_of(K // 16, 8)
+        stride_s = K // 16 if RAGGED_K else tl.multiple_of(K // 16, 8)
         sa = tl.load(scale_ptr + row_a * stride_s + seg * 8 + q * 2 + h, mask=ok_a, other=0)
         sb = tl.load(scale_ptr + row_b * stride_s + seg * 8 + q * 2 + h, mask=ok_b, other=0)
     elif FMT == 1:  # the lane's E8M0 byte (block of 32), loaded [P, 1]: a [P, 2] load
         # repeating one address per row could take a layout that splits h across lanes
-        stride_s = tl.multiple_of(K // 32, 4)
+        stride_s = K // 32 if RAGGED_K else tl.multiple_of(K // 32, 4)
         sa = tl.load(scale_ptr + row_a * stride_s + seg * 4 + q, mask=ok_a, other=0)
         sb = tl.load(scale_ptr + row_b * stride_s + seg * 4 + q, mask=ok_b, other=0)
     else:  # INT4 steps are applied after the MMAs
@@ -131,16 +138,20 @@ def _skinny_finish(row, token, out_ptr, ws_ptr, M, N, stride_om):
 
 @triton.jit(do_not_specialize=["M"])
 def _skinny_kernel(
-    x_ptr, codes_ptr, scale_ptr, g_ptr, g2_ptr, out_ptr, ws_ptr, counter_ptr, zero_ptr,
-    M, N, K, stride_xm, stride_om,
+    x_ptr, codes_ptr, scale_ptr, g_ptr, g2_ptr, g3_ptr, out_ptr, ws_ptr, counter_ptr, zero_ptr,
+    M, N, K, K_MAIN, stride_xm, stride_om,
     FMT: tl.constexpr, T: tl.constexpr, R: tl.constexpr, CH: tl.constexpr, SPLIT: tl.constexpr,
     W: tl.constexpr, BF16: tl.constexpr, USE_ASM: tl.constexpr, PTX: tl.constexpr,
-    PREFETCH: tl.constexpr = 2, HAS_G2: tl.constexpr = False,
+    PREFETCH: tl.constexpr = 2, HAS_G2: tl.constexpr = False, RAGGED_K: tl.constexpr = False,
 ):
-    """``out = x @ W^T`` for M <= 8 T tokens (T token tiles of 8), K a multiple of 128.
+    """``out = x @ W^T`` for M <= 8 T tokens (T token tiles of 8), K a multiple of 128 (or, with
+    ``RAGGED_K``, of 16: the last segment's missing halves count as zeros; FP4 only).
 
     NVFP4: the fp32 sums are multiplied by the weight's global scale ``g`` and, with ``HAS_G2``,
-    by a second float32 scalar ``g2`` (W4A4 at decode sizes: the activation's global scale).
+    by a second float32 scalar: ``g2`` for programs whose segments start below column
+    ``K_MAIN``, ``g3`` for the others (W4A4 at decode sizes: the activation's global scale, and
+    ARCQuant's residual scale for the columns from K_MAIN on; the launcher keeps every program
+    on one side).
 
     Program (pid_n, pid_k): rows ``[pid_n * BN, +BN)``, BN = 16 W R, and the 128-column
     segments ``[pid_k * CH, +CH)``. Tensors are ``[P, 2]``, P = 32 W R: element (p, h) is the
@@ -158,7 +169,7 @@ def _skinny_kernel(
     q = p % 4
     row_a = pid_n * BN + (p // 32) * 16 + g  # [P, 1]
     row_b = row_a + 8
-    segments = K // 128
+    segments = tl.cdiv(K, 128)
     acc0 = tl.zeros([P, 2], dtype=tl.float32)  # (row g, token 2q), summed over h at the end
     acc1 = tl.zeros([P, 2], dtype=tl.float32)  # (row g, token 2q + 1)
     acc2 = tl.zeros([P, 2], dtype=tl.float32)  # (row g + 8, token 2q)
@@ -169,13 +180,15 @@ def _skinny_kernel(
     acc7 = tl.zeros([P, 2], dtype=tl.float32)
     if USE_ASM:
         a_next, b_next, sa_next, sb_next = _segment_operands(
-            codes_ptr, scale_ptr, row_a, row_b, q, h, pid_k * CH, segments, N, K, FMT)
+            codes_ptr, scale_ptr, row_a, row_b, q, h, pid_k * CH, segments, N, K, FMT, RAGGED_K)
         if PREFETCH == 2:
             a_next2, b_next2, sa_next2, sb_next2 = _segment_operands(
-                codes_ptr, scale_ptr, row_a, row_b, q, h, pid_k * CH + 1, segments, N, K, FMT)
+                codes_ptr, scale_ptr, row_a, row_b, q, h, pid_k * CH + 1, segments, N, K, FMT, RAGGED_K)
     for c in tl.static_range(CH):
         seg = pid_k * CH + c
         seg_ok = (q * 0 + seg) < segments  # [P, 1] (the interpreter wants tensor masks)
+        if RAGGED_K:
+            seg_ok = seg_ok & (seg * 128 + q * 32 + h * 16 < K)  # [P, 2]
         ok_a = (row_a < N) & seg_ok
         ok_b = (row_b < N) & seg_ok
         if USE_ASM:
@@ -187,10 +200,10 @@ def _skinny_kernel(
             if c + PREFETCH < CH:
                 if PREFETCH == 2:
                     a_next2, b_next2, sa_next2, sb_next2 = _segment_operands(
-                        codes_ptr, scale_ptr, row_a, row_b, q, h, pid_k * CH + c + 2, segments, N, K, FMT)
+                        codes_ptr, scale_ptr, row_a, row_b, q, h, pid_k * CH + c + 2, segments, N, K, FMT, RAGGED_K)
                 else:
                     a_next, b_next, sa_next, sb_next = _segment_operands(
-                        codes_ptr, scale_ptr, row_a, row_b, q, h, pid_k * CH + c + 1, segments, N, K, FMT)
+                        codes_ptr, scale_ptr, row_a, row_b, q, h, pid_k * CH + c + 1, segments, N, K, FMT, RAGGED_K)
             zeros = zero_ptr.to(tl.int64, bitcast=True)
             x_off = seg * 128 + q * 32 + h * 16
             x_addr0 = tl.where((g < M) & seg_ok, (x_ptr + g * stride_xm + x_off).to(tl.int64, bitcast=True), zeros)
@@ -241,7 +254,7 @@ def _skinny_kernel(
     if FMT == 0:
         scale = tl.load(g_ptr)
         if HAS_G2:
-            scale = scale * tl.load(g2_ptr)
+            scale = scale * tl.where(pid_k * CH * 128 < K_MAIN, tl.load(g2_ptr), tl.load(g3_ptr))
         if USE_ASM:  # the shift decode's 2^-7 (see w4a16_skinny_ptx.SHIFT_DECODE_EXPONENT)
             scale = scale * 128.0
     pv = tl.arange(0, P)
@@ -315,14 +328,19 @@ def skinny_supported(x: torch.Tensor, packed: dict[str, torch.Tensor], fmt: str)
             and scale.is_contiguous() and scale.data_ptr() % 4 == 0)
 
 
-def launch_skinny(x, packed, fmt, out, cfg, use_asm, extra_scale=None):
-    """Run ``_skinny_kernel`` for ``x (M, K) @ W^T`` into ``out (M, N)`` with config ``cfg``;
-    ``extra_scale`` (NVFP4): a float32 scalar tensor that also multiplies the fp32 sums."""
+def launch_skinny(x, packed, fmt, out, cfg, use_asm, extra_scale=None, k_main=None, extra_scale_after=None):
+    """Run ``_skinny_kernel`` for ``x (M, K) @ W^T`` into ``out (M, N)`` with config ``cfg``.
+
+    ``extra_scale`` (NVFP4): a float32 scalar tensor that also multiplies the fp32 sums; with
+    ``k_main`` (a multiple of 128 * CH), ``extra_scale_after`` replaces it for columns from
+    ``k_main`` on. K need only be a multiple of 16 (NVFP4) or 32 (MXFP4) here."""
     m, k = x.shape
     n = packed["codes"].shape[0]
     warps, r, ch = cfg["num_warps"], cfg.get("R", 1), cfg["CH"]
     rows = 16 * warps * r
-    split = triton.cdiv(k // 128, ch)
+    split = triton.cdiv(triton.cdiv(k, 128), ch)
+    if k_main is not None and k_main % (128 * ch):
+        raise ValueError(f"k_main={k_main} must be a multiple of 128 * CH = {128 * ch}")
     grid = (triton.cdiv(n, rows), split)
     ws, counters, zeros = _skinny_workspace(x.device, m * n if split > 1 else 0, grid[0])
     fmt_id = FORMAT_IDS[fmt]
@@ -330,11 +348,13 @@ def launch_skinny(x, packed, fmt, out, cfg, use_asm, extra_scale=None):
     tiles = 1 if m <= 8 else 2
     _skinny_kernel[grid](
         x, packed["codes"], packed["scale"], packed.get("global_scale", ws),
-        extra_scale if extra_scale is not None else ws, out, ws, counters, zeros,
-        m, n, k, x.stride(0), out.stride(0),
+        extra_scale if extra_scale is not None else ws,
+        extra_scale_after if extra_scale_after is not None else (extra_scale if extra_scale is not None else ws),
+        out, ws, counters, zeros,
+        m, n, k, k if k_main is None else k_main, x.stride(0), out.stride(0),
         FMT=fmt_id, T=tiles, R=r, CH=ch, SPLIT=split, W=warps, BF16=bf16, USE_ASM=use_asm,
         PTX=skinny_mma_ptx(fmt_id, bf16, tiles) if use_asm else "", PREFETCH=cfg.get("PREFETCH", 2),
-        HAS_G2=extra_scale is not None,
+        HAS_G2=extra_scale is not None, RAGGED_K=k % 128 != 0,
         num_warps=warps, num_stages=1, maxnreg=cfg.get("maxnreg"),
     )
     return out

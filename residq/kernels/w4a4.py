@@ -15,7 +15,7 @@ ARHQ's low-rank branch (arXiv 2605.00140) is one more MMA in the epilogue: ``(X 
 with ``X A`` from the activation kernel. A faithful emulation of Blackwell's NVFP4 GEMM up to
 fp32 summation order.
 
-At decode sizes (M <= 16, NVFP4/MXFP4, no ARCQuant range) the default is ``w4a4_skinny.py``: the
+At decode sizes (M <= 16, NVFP4/MXFP4, K % 128 == 0) the default is ``w4a4_skinny.py``: the
 activation decoded once to bf16, then the skinny W4A16 kernel. Otherwise two paths share the
 kernel and its epilogue. "fused" decodes both packed tiles in registers at
 every K step (each activation tile N/BLOCK_N times, each weight tile M/BLOCK_M times). "decoded"
@@ -158,7 +158,7 @@ def default_config(m: int, n: int, fmt: str) -> dict:
     Large-M fused: 128 x 128 tiles, K step 64, 8 warps capped at 128 registers so two programs
     share an SM; INT4 needs a K step of 128 (one scale group per step).
     """
-    if m <= 64:  # up to 16 tokens NVFP4/MXFP4 take the skinny path where it applies (s = 0)
+    if m <= 64:  # up to 16 tokens NVFP4/MXFP4 take the skinny path where it applies
         path = "skinny" if m <= w4a4_skinny.SKINNY_MAX_M and fmt in FP4_FORMATS else "fused"
         return {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 128, "GROUP_M": 8, "num_warps": 4, "num_stages": 4,
                 "path": path}
@@ -212,9 +212,9 @@ def launch(x_packed: dict[str, torch.Tensor], w_packed: dict[str, torch.Tensor],
         lowrank_b = lowrank_b.to(lowrank_xa.dtype).contiguous()
         lowrank_xa = lowrank_xa.contiguous()
     if path == "skinny":
-        reason = w4a4_skinny.unsupported(m, k, s, fmt, w_packed)
+        reason = w4a4_skinny.unsupported(m, k, fmt, w_packed)
         if reason is None:
-            return w4a4_skinny.launch(x_packed, w_packed, fmt, lowrank_xa, lowrank_b, out_dtype, use_asm)
+            return w4a4_skinny.launch(x_packed, w_packed, fmt, s, lowrank_xa, lowrank_b, out_dtype, use_asm)
         if (config or {}).get("path") == "skinny":
             raise ValueError(f"the skinny W4A4 path {reason}")
         path = "fused"  # the default for small M, where the skinny path does not apply

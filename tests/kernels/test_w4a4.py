@@ -58,35 +58,51 @@ def test_decoded_path_matches_float32_emulation(fmt, m, n, k, s, rank):
 
 
 @pytest.mark.parametrize("fmt", ["nvfp4", "mxfp4"])
-@pytest.mark.parametrize("m, n, k, rank, out_dtype", [(1, 72, 256, 0, torch.bfloat16), (5, 40, 384, 0, torch.float32),
-                                                      (16, 136, 256, 20, torch.float32), (11, 64, 128, 8, torch.bfloat16)])
-def test_skinny_path_matches_float32_emulation(fmt, m, n, k, rank, out_dtype):
+@pytest.mark.parametrize("m, n, k, s, rank, out_dtype", [
+    (1, 72, 256, 0, 0, torch.bfloat16), (5, 40, 384, 0, 0, torch.float32),
+    (16, 136, 256, 0, 20, torch.float32), (11, 64, 128, 0, 8, torch.bfloat16),
+    (3, 80, 512, 96, 0, torch.float32),  # ARCQuant: K + s = 608, a partial last segment
+    (9, 64, 256, 128, 16, torch.float32),  # ARCQuant (whole segment) + ARHQ, two token tiles
+])
+def test_skinny_path_matches_float32_emulation(fmt, m, n, k, s, rank, out_dtype):
     """Decode sizes: the activation decoded once, the skinny W4A16 kernel on the packed weight,
-    both global scales on its fp32 sums, ARHQ's branch before the one rounding (ragged N, one
-    and two 8-token tiles)."""
-    _, xq, wq, b = _operands(fmt, m, n, k, 0, rank, seed=7)
+    the global scales on its fp32 sums (ARCQuant's residual scale on the columns past K), ARHQ's
+    branch before the one rounding (ragged N and K + s, one and two 8-token tiles)."""
+    _, xq, wq, b = _operands(fmt, m, n, k, s, rank, seed=7)
     xa = xq.get("lowrank_xa")
     assert w4a4.default_config(m, n, fmt)["path"] == "skinny"
-    out = w4a4.launch(xq, wq, fmt, lowrank_xa=xa, lowrank_b=b, out_dtype=out_dtype)
-    ref = w4a4.reference(xq, wq, fmt, lowrank_xa=xa, lowrank_b=b, out_dtype=torch.float32)
+    out = w4a4.launch(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, out_dtype=out_dtype)
+    ref = w4a4.reference(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, out_dtype=torch.float32)
     assert out.dtype == out_dtype and out.shape == (m, n)
     tol = 1e-5 if out_dtype == torch.float32 else 4e-3  # bf16: one rounding of the output
     assert float((out.float() - ref).norm() / ref.norm()) < tol
     # the fused kernel in float32 (Triton's interpreter casts to bf16 by truncation, the GPU rounds)
-    fused = w4a4.launch(xq, wq, fmt, lowrank_xa=xa, lowrank_b=b, out_dtype=torch.float32,
+    fused = w4a4.launch(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, out_dtype=torch.float32,
                         config=dict(CFG, path="fused"))
     assert float((out.float() - fused).norm() / ref.norm()) < tol
 
 
-def test_skinny_path_falls_back_or_refuses():
-    """ARCQuant's residual range (s > 0) and INT4 are not on the skinny path: the default falls
-    back to the fused kernel, an explicit request names the reason."""
-    _, xq, wq, _ = _operands("nvfp4", 3, 32, 256, s=128, seed=2)
-    out = w4a4.launch(xq, wq, "nvfp4", s=128, out_dtype=torch.float32)
+def test_skinny_path_residual_scale_is_applied():
+    """With s > 0 the residual columns carry their own NVFP4 global scale: using the main one
+    for them would be visibly wrong, so the match above is not luck."""
+    _, xq, wq, _ = _operands("nvfp4", 2, 64, 256, s=128, seed=4)
     ref = w4a4.reference(xq, wq, "nvfp4", s=128, out_dtype=torch.float32)
+    out = w4a4.launch(xq, wq, "nvfp4", s=128, out_dtype=torch.float32)
+    wrong = w4a4.launch(dict(xq, residual_global_scale=xq["global_scale"]), wq, "nvfp4", s=128,
+                        out_dtype=torch.float32)
     assert float((out - ref).norm() / ref.norm()) < 1e-5
-    with pytest.raises(ValueError, match="skinny W4A4 path has no ARCQuant residual range"):
-        w4a4.launch(xq, wq, "nvfp4", s=128, config={"path": "skinny"})
+    assert float((wrong - ref).norm() / ref.norm()) > 1e-3
+
+
+def test_skinny_path_falls_back_or_refuses():
+    """K not a multiple of 128 and INT4 are not on the skinny path: the default falls back to
+    the fused kernel, an explicit request names the reason."""
+    _, xq, wq, _ = _operands("nvfp4", 3, 32, 208, seed=2)
+    out = w4a4.launch(xq, wq, "nvfp4", out_dtype=torch.float32)
+    ref = w4a4.reference(xq, wq, "nvfp4", out_dtype=torch.float32)
+    assert float((out - ref).norm() / ref.norm()) < 1e-5
+    with pytest.raises(ValueError, match="skinny W4A4 path needs K % 128 == 0"):
+        w4a4.launch(xq, wq, "nvfp4", config={"path": "skinny"})
     _, xq, wq, _ = _operands("int4", 3, 32, 256)
     assert w4a4.default_config(3, 32, "int4")["path"] == "fused"
     with pytest.raises(ValueError, match="needs nvfp4 or mxfp4"):
