@@ -144,9 +144,9 @@ class Bench:
             self.add("w4a16", fmt, m, n, k, best[0], moved, config=best[1])
 
     # ------------------------------------------------------------------ W4A4
-    def w4a4_configs(self, m: int, s: int = 0) -> list[dict]:
-        if m <= w4a4_skinny.SKINNY_MAX_M:  # decode: the skinny path (s = 0 only), the fused kernel
-            cfgs = [{"path": "skinny"}] if not s else []
+    def w4a4_configs(self, m: int) -> list[dict]:
+        if m <= w4a4_skinny.SKINNY_MAX_M:  # decode: the skinny path, the fused kernel
+            cfgs = [{"path": "skinny"}]
             cfgs.append({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 128, "num_warps": 4, "num_stages": 4,
                          "GROUP_M": 8, "path": "fused"})
             return cfgs if self.args.sweep else cfgs[:1]
@@ -173,7 +173,7 @@ class Bench:
         xa = xq.get("lowrank_xa")
         ref = w4a4.reference(xq, wq0, fmt, s=s, lowrank_xa=xa, lowrank_b=b)
         best = None
-        for cfg in [cfg_choice] if cfg_choice else self.w4a4_configs(m, s):
+        for cfg in [cfg_choice] if cfg_choice else self.w4a4_configs(m):
             name = f"w4a4 {fmt} M={m} N={n} K={k} s={s} r={rank} {cfg}"
             try:
                 out = w4a4.launch(xq, wq0, fmt, s=s, lowrank_xa=xa, lowrank_b=b, config=cfg)
@@ -313,9 +313,8 @@ def work_units(args, shapes, ms):
 
                 def w4a4_unit(b, m=m, n=n, k=k):
                     cfg = b.run_w4a4("nvfp4", m, n, k)
-                    if cfg:  # (the skinny path has no ARCQuant range: s > 0 takes its own default)
-                        b.run_w4a4("nvfp4", m, n, k, s=arc_s(k),
-                                   cfg_choice=None if cfg.get("path") == "skinny" else cfg)
+                    if cfg:
+                        b.run_w4a4("nvfp4", m, n, k, s=arc_s(k), cfg_choice=cfg)
                         b.run_w4a4("nvfp4", m, n, k, rank=LOWRANK_RANK, cfg_choice=cfg)
                         if m == max(family_ms["w4a4"]):
                             b.run_w4a4("mxfp4", m, n, k, cfg_choice=cfg)

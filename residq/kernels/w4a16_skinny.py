@@ -82,38 +82,84 @@ def _lane_segment_plain(codes_ptr, scale_ptr, x_ptr, row_a, row_b, q, seg, M, N,
 
 
 @triton.jit
-def _segment_operands(codes_ptr, scale_ptr, row_a, row_b, q, h, seg, segments, N, K, FMT: tl.constexpr,
-                      RAGGED_K: tl.constexpr):
+def _segment_operands(codes_ptr, scale_ptr, row_a, row_b, q, h, seg, segments, N, K, FMT: tl.constexpr):
     """One segment's packed codes of rows ``row_a`` and ``row_b`` (int64 ``[P, 2]``, 8 bytes per
-    half) and their raw block scales (int32; NVFP4 ``[P, 2]``, MXFP4 ``[P, 1]``, INT4 zeros).
-    ``RAGGED_K`` (K % 128 != 0, FP4): halves past column K read as code 0."""
+    half) and their raw block scales (int32; NVFP4 ``[P, 2]``, MXFP4 ``[P, 1]``, INT4 zeros)."""
     seg_ok = (q * 0 + seg) < segments
-    if RAGGED_K:
-        seg_ok = seg_ok & (seg * 128 + q * 32 + h * 16 < K)  # [P, 2]: whole 16-column halves
     ok_a = (row_a < N) & seg_ok
     ok_b = (row_b < N) & seg_ok
-    if RAGGED_K:
-        stride64 = K // 16  # int64 words per row (K % 16 == 0)
-    else:
-        stride64 = tl.multiple_of(K // 16, 8)  # K % 128 == 0
+    stride64 = tl.multiple_of(K // 16, 8)  # int64 words per row (K % 128 == 0)
     EMPTY: tl.constexpr = -8608480567731124088 if FMT == 2 else 0  # bytes 0x88 (INT4 zero) / 0
     codes64 = codes_ptr.to(tl.pointer_type(tl.int64), bitcast=True)
     col64 = seg * 8 + q * 2 + h  # [P, 2]
     a = tl.load(codes64 + row_a * stride64 + col64, mask=ok_a, other=EMPTY)
     b = tl.load(codes64 + row_b * stride64 + col64, mask=ok_b, other=EMPTY)
     if FMT == 0:  # the E4M3 byte of each half's block of 16
-        stride_s = K // 16 if RAGGED_K else tl.multiple_of(K // 16, 8)
+        stride_s = tl.multiple_of(K // 16, 8)
         sa = tl.load(scale_ptr + row_a * stride_s + seg * 8 + q * 2 + h, mask=ok_a, other=0)
         sb = tl.load(scale_ptr + row_b * stride_s + seg * 8 + q * 2 + h, mask=ok_b, other=0)
     elif FMT == 1:  # the lane's E8M0 byte (block of 32), loaded [P, 1]: a [P, 2] load
         # repeating one address per row could take a layout that splits h across lanes
-        stride_s = K // 32 if RAGGED_K else tl.multiple_of(K // 32, 4)
+        stride_s = tl.multiple_of(K // 32, 4)
         sa = tl.load(scale_ptr + row_a * stride_s + seg * 4 + q, mask=ok_a, other=0)
         sb = tl.load(scale_ptr + row_b * stride_s + seg * 4 + q, mask=ok_b, other=0)
     else:  # INT4 steps are applied after the MMAs
         sa = q * 0
         sb = q * 0
     return a, b, sa.to(tl.int32), sb.to(tl.int32)
+
+
+@triton.jit
+def _ragged_segment_asm(codes_ptr, scale_ptr, x_ptr, zero_ptr, row_a, row_b, g, q, h, seg, segments, M, N, K,
+                        stride_xm, FMT: tl.constexpr, T: tl.constexpr, PTX: tl.constexpr):
+    """``RAGGED_K`` (FP4, K % 16 == 0 but rows not 16-byte aligned): one segment's MMA sums, the
+    two 8-byte halves each run on ``[P, 1]`` operands; returned ``[P, 2]``, the sums in column 0.
+
+    Why ``[P, 1]``: the PTX's MMA fragments need element p on lane p % 32 of warp p // 32.
+    ``_segment_operands``' ``[P, 2]`` tiles get that layout (both halves in one thread) only
+    from 16-byte vector loads; with 8-byte-aligned rows Triton lays h across lanes instead.
+    A ``[P, 1]`` tensor has one element per lane in p order, whatever the alignment. Halves
+    past column K read code 0 and x from the zero buffer.
+    """
+    codes64 = codes_ptr.to(tl.pointer_type(tl.int64), bitcast=True)
+    zeros = zero_ptr.to(tl.int64, bitcast=True)
+    s0 = tl.zeros_like(q).to(tl.float32)
+    s1, s2, s3, s4, s5, s6, s7 = s0, s0, s0, s0, s0, s0, s0
+    for hh in tl.static_range(2):
+        col = seg * 128 + q * 32 + hh * 16  # [P, 1]: this half's first column
+        ok = (col < K) & (seg < segments)
+        ok_a = ok & (row_a < N)
+        ok_b = ok & (row_b < N)
+        word = seg * 8 + q * 2 + hh
+        a = tl.load(codes64 + row_a * (K // 16) + word, mask=ok_a, other=0)
+        b = tl.load(codes64 + row_b * (K // 16) + word, mask=ok_b, other=0)
+        if FMT == 0:
+            sa = tl.load(scale_ptr + row_a * (K // 16) + word, mask=ok_a, other=0).to(tl.int32)
+            sb = tl.load(scale_ptr + row_b * (K // 16) + word, mask=ok_b, other=0).to(tl.int32)
+        else:
+            sa = tl.load(scale_ptr + row_a * (K // 32) + seg * 4 + q, mask=ok_a, other=0).to(tl.int32)
+            sb = tl.load(scale_ptr + row_b * (K // 32) + seg * 4 + q, mask=ok_b, other=0).to(tl.int32)
+        x0 = tl.where((g < M) & ok, (x_ptr + g * stride_xm + col).to(tl.int64, bitcast=True), zeros)
+        if T == 1:
+            c0, c1, c2, c3 = tl.inline_asm_elementwise(
+                PTX, "=f,=f,=f,=f,l,l,r,r,l", [a, b, sa, sb, x0],
+                dtype=(tl.float32, tl.float32, tl.float32, tl.float32), is_pure=True, pack=1)
+        else:
+            x1 = tl.where((g + 8 < M) & ok, (x_ptr + (g + 8) * stride_xm + col).to(tl.int64, bitcast=True), zeros)
+            c0, c1, c2, c3, c4, c5, c6, c7 = tl.inline_asm_elementwise(
+                PTX, "=f,=f,=f,=f,=f,=f,=f,=f,l,l,r,r,l,l", [a, b, sa, sb, x0, x1],
+                dtype=(tl.float32,) * 8, is_pure=True, pack=1)
+            s4 += c4
+            s5 += c5
+            s6 += c6
+            s7 += c7
+        s0 += c0
+        s1 += c1
+        s2 += c2
+        s3 += c3
+    first = h == 0
+    return (tl.where(first, s0, 0.0), tl.where(first, s1, 0.0), tl.where(first, s2, 0.0), tl.where(first, s3, 0.0),
+            tl.where(first, s4, 0.0), tl.where(first, s5, 0.0), tl.where(first, s6, 0.0), tl.where(first, s7, 0.0))
 
 
 @triton.jit
@@ -178,20 +224,22 @@ def _skinny_kernel(
     acc5 = tl.zeros([P, 2], dtype=tl.float32)
     acc6 = tl.zeros([P, 2], dtype=tl.float32)
     acc7 = tl.zeros([P, 2], dtype=tl.float32)
-    if USE_ASM:
+    if USE_ASM and not RAGGED_K:
         a_next, b_next, sa_next, sb_next = _segment_operands(
-            codes_ptr, scale_ptr, row_a, row_b, q, h, pid_k * CH, segments, N, K, FMT, RAGGED_K)
+            codes_ptr, scale_ptr, row_a, row_b, q, h, pid_k * CH, segments, N, K, FMT)
         if PREFETCH == 2:
             a_next2, b_next2, sa_next2, sb_next2 = _segment_operands(
-                codes_ptr, scale_ptr, row_a, row_b, q, h, pid_k * CH + 1, segments, N, K, FMT, RAGGED_K)
+                codes_ptr, scale_ptr, row_a, row_b, q, h, pid_k * CH + 1, segments, N, K, FMT)
     for c in tl.static_range(CH):
         seg = pid_k * CH + c
         seg_ok = (q * 0 + seg) < segments  # [P, 1] (the interpreter wants tensor masks)
-        if RAGGED_K:
-            seg_ok = seg_ok & (seg * 128 + q * 32 + h * 16 < K)  # [P, 2]
         ok_a = (row_a < N) & seg_ok
         ok_b = (row_b < N) & seg_ok
-        if USE_ASM:
+        if USE_ASM and RAGGED_K:
+            c0, c1, c2, c3, c4, c5, c6, c7 = _ragged_segment_asm(
+                codes_ptr, scale_ptr, x_ptr, zero_ptr, row_a, row_b, g, q, h, seg, segments, M, N, K,
+                stride_xm, FMT, T, PTX)
+        elif USE_ASM:
             # this segment's operands were loaded PREFETCH segments ago (see _segment_operands);
             # load the ones PREFETCH segments ahead now, so their latency overlaps these MMAs
             a, b, sa, sb = a_next, b_next, sa_next, sb_next
@@ -200,10 +248,10 @@ def _skinny_kernel(
             if c + PREFETCH < CH:
                 if PREFETCH == 2:
                     a_next2, b_next2, sa_next2, sb_next2 = _segment_operands(
-                        codes_ptr, scale_ptr, row_a, row_b, q, h, pid_k * CH + c + 2, segments, N, K, FMT, RAGGED_K)
+                        codes_ptr, scale_ptr, row_a, row_b, q, h, pid_k * CH + c + 2, segments, N, K, FMT)
                 else:
                     a_next, b_next, sa_next, sb_next = _segment_operands(
-                        codes_ptr, scale_ptr, row_a, row_b, q, h, pid_k * CH + c + 1, segments, N, K, FMT, RAGGED_K)
+                        codes_ptr, scale_ptr, row_a, row_b, q, h, pid_k * CH + c + 1, segments, N, K, FMT)
             zeros = zero_ptr.to(tl.int64, bitcast=True)
             x_off = seg * 128 + q * 32 + h * 16
             x_addr0 = tl.where((g < M) & seg_ok, (x_ptr + g * stride_xm + x_off).to(tl.int64, bitcast=True), zeros)
