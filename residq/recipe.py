@@ -185,7 +185,7 @@ def _format_from(value: Any, where: str) -> FormatSpec | None:
     if value is None or isinstance(value, FormatSpec):
         return value
     if not isinstance(value, dict):
-        raise ValueError(f"{where}: expected a mapping of format fields, got {value!r}")
+        raise ValueError(f"{where}: expected a mapping of format fields, got {value!r}")  # noqa: TRY004 - a recipe file's value error
     known = {f.name for f in fields(FormatSpec)}
     for key in value:
         if key not in known:

@@ -68,7 +68,8 @@ def w4a16_linear(x: torch.Tensor, packed: dict[str, torch.Tensor], fmt: str, out
 
 def w4a4_linear(x: torch.Tensor, w_packed: dict[str, torch.Tensor], fmt: str,
                 act_global_scale: torch.Tensor | None = None, perm: torch.Tensor | None = None,
-                s: int = 0, lowrank: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                s: int = 0, lowrank: tuple[torch.Tensor, torch.Tensor] | None = None,
+                lowrank_a_in_input_order: bool = False) -> torch.Tensor:
     """W4A4 linear: quantize x (gather, ARCQuant residual, ARHQ ``X A``) then the emulated GEMM.
 
     Args:
@@ -79,7 +80,8 @@ def w4a4_linear(x: torch.Tensor, w_packed: dict[str, torch.Tensor], fmt: str,
         act_global_scale: static NVFP4 activation scale, or None for dynamic.
         perm: int64 ``(K,)`` channel order, or None.
         s: ARCQuant residual channels (a multiple of the format's block).
-        lowrank: ARHQ ``(A (K, r), B (N, r))``, A in ``perm`` order; adds ``(X A) B^T``.
+        lowrank: ARHQ ``(A (K, r), B (N, r))``, A in ``perm`` order (in x's own channel order
+            with ``lowrank_a_in_input_order``: then no gather per call); adds ``(X A) B^T``.
 
     Returns:
         ``(..., N)`` in x's dtype.
@@ -96,7 +98,8 @@ def w4a4_linear(x: torch.Tensor, w_packed: dict[str, torch.Tensor], fmt: str,
         # X_perm A = X A[argsort(perm)]: one cuBLAS product on the unpermuted rows. The quantizer
         # can fuse X A into its read of X (act_quant.launch(lowrank_a=...)), but its one program
         # per row tile runs at about 0.12 of copy bandwidth (benchmarks/README.md): slower.
-        a = lowrank_a if perm is None else lowrank_a[torch.argsort(perm.to(lowrank_a.device))]
+        in_order = lowrank_a_in_input_order or perm is None
+        a = lowrank_a if in_order else lowrank_a[torch.argsort(perm.to(lowrank_a.device))]
         xa = rows @ a.to(device=rows.device, dtype=rows.dtype)
     out = w4a4.launch(xq, w_packed, fmt, s=s, lowrank_xa=xa, lowrank_b=lowrank_b, out_dtype=x.dtype)
     return out.reshape(*x.shape[:-1], out.shape[-1])

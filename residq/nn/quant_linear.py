@@ -123,6 +123,7 @@ class QuantLinear(nn.Module):
 
     def _apply(self, fn, recurse=True):
         self._cache = None
+        self._kernel_operands = None  # kernel_path's input-order scale and low-rank factors
         return super()._apply(fn, recurse)
 
     use_kernels: bool = True  # CUDA + bf16/fp16 + Triton: fused kernels where the layout allows

@@ -43,3 +43,29 @@ def test_kernels_match_the_reference_path(case):
     reference = module(x).float()
     rel = (fused - reference).norm() / reference.norm()
     assert rel < 1e-2
+
+
+def test_input_order_operands_are_prepared_once_and_follow_the_buffers():
+    """The kernels take the smoothing scale and ARHQ's A in the input's channel order, in the
+    activations' dtype: prepared once per layer, redone when a buffer is written in place."""
+    from residq.nn.kernel_path import _input_order_operands
+
+    torch.manual_seed(0)
+    k, n, r = 32, 8, 4
+    layer = QuantizedLayer(weight=quantize(torch.randn(n, k), NVFP4), act_spec=NVFP4)
+    layer.input_perm = torch.randperm(k)
+    layer.input_scale = torch.rand(k) + 0.5
+    layer.lowrank_a, layer.lowrank_b = torch.randn(k, r).half(), torch.randn(n, r).half()
+    module = QuantLinear.from_quantized(layer, k)
+    rows = torch.randn(3, k, dtype=torch.bfloat16)
+    scale, a, b = _input_order_operands(module, rows)
+    inverse = torch.argsort(module.input_perm)
+    assert torch.equal(scale, module.input_scale[inverse].bfloat16())
+    assert torch.equal(a, module.lowrank_a[inverse].bfloat16()) and torch.equal(b, module.lowrank_b.bfloat16())
+    # x / scale in input order, then gathered, is the reference's gather-then-divide
+    assert torch.equal((rows / scale)[:, module.input_perm], rows[:, module.input_perm] / module.input_scale.bfloat16())
+    assert _input_order_operands(module, rows)[1] is a  # cached
+    with torch.no_grad():
+        module.lowrank_a.mul_(2)  # an in-place write (as load_state_dict does) invalidates it
+    assert torch.equal(_input_order_operands(module, rows)[1], 2 * a)
+    assert _input_order_operands(module, rows.half())[1].dtype == torch.float16
