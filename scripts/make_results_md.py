@@ -165,21 +165,26 @@ def bench_section() -> list[str]:
 
     overhead = RESULTS / "linear-overhead-h100.log"
     lines = ["## `residq bench` on the H100 (issue 5)", "",
-             ("`python -m residq.cli bench /tmp/smol.gguf --recipes w4a16-nvfp4-rtn,w4a4-nvfp4-rtn,w4a4-nvfp4-flagship "
-             "--json docs/results/bench-smollm2-h100.json` (the SmolLM2 GGUF, quantized on random-token calibration: "
-             "speed only). Prefill is one forward of 2048 tokens, decode 64 greedy steps with the KV cache, both in "
-             "eager PyTorch; the layer table times one Llama-3-8B-shaped decoder layer (random weights) at 2048 tokens "
-             "and at 1 token."), "", "```", format_tables(data), "```", "",
-             ("How to read it. In eager mode every QuantLinear call pays host time: at M = 1 a 4096 x 4096 layer "
-             "costs 134 us per call through QuantLinear (W4A16) and 219 us (W4A4) against 23 us for nn.Linear, and "
-             "the bare Triton launch alone takes 73 us, while the W4A16 kernel itself runs in about 8 us under a CUDA "
-             "graph (benchmarks/README.md). So decoding here, and prefill of this 135M model with its 576-wide layers, "
-             "measure launch overhead, not memory traffic, and they vary from run to run: three runs of the command "
-             "today gave bf16 prefill 82.9k / 54.7k / 52.6k tok/s and W4A16 0.56x / 0.82x / 0.46x of it (the first "
-             "before the W4A16 prefill path changed). The Llama-3-8B layer is steadier: W4A16 prefill 4.38 ms with "
-             "the tiled kernel, then 2.50 and 2.31 ms with decode-once + cuBLAS (0.80x and 0.79x of bf16), W4A4 "
-             "3.34 / 3.67 / 3.35 ms (0.54-0.55x). CUDA graphs or torch.compile around the decode loop, and a cheaper "
-             "launch path than Triton's Python dispatcher, are not done.")]
+             ("`python -m residq.cli bench /tmp/smol.gguf --recipes w4a16-nvfp4-rtn,w4a4-nvfp4-rtn,w4a4-nvfp4-arcquant,"
+             "w4a4-nvfp4-flagship --json docs/results/bench-smollm2-h100.json` (the SmolLM2 GGUF, quantized on "
+             "random-token calibration: speed only). Prefill is one forward of 2048 tokens, decode 64 greedy steps "
+             "with the KV cache, both in eager PyTorch; the layer table times one Llama-3-8B-shaped decoder layer "
+             "(random weights) at 2048 tokens and at 1 token, eagerly and replayed from a CUDA graph."),
+             "", "```", format_tables(data), "```", "",
+             ("How to read it. Eager figures measure host time, not the kernels: an eager QuantLinear call at "
+             "M = 1 costs 150-350 us of Python and launch time (most of it Triton's launcher, about 20-30 us per "
+             "kernel; `scripts/host_profile.py`) against 23-38 us for nn.Linear, while the kernels run in "
+             "7-16 us. Decoding this 135M model, and even prefilling it (576-wide layers), is host-bound, and "
+             "the eager columns move by tens of percent between runs: three runs of this command on 2026-11-26 "
+             "(session 12) gave bf16 prefill 109.6k / 103.3k / 88.1k tok/s and W4A16 decode 0.47x / 0.72x / 0.53x "
+             "of bf16. The graph columns remove the host: one Llama-3-8B-shaped layer at one token takes "
+             "0.153 ms with W4A16 against 0.248 ms in bf16 (1.63x faster; 1.65x and 1.62x in the other two runs), "
+             "0.215 ms with W4A4 RTN (1.15x; 0.534 ms before the skinny W4A4 path of session 12), 0.314 ms "
+             "with ARCQuant and 0.434 ms with the flagship (0.787 ms before the layer's scale and low-rank "
+             "factors were prepared once instead of per call). At 2048 tokens every quantized layer is slower "
+             "than bf16 (W4A16 0.90x: one weight decode + cuBLAS; W4A4 0.78x: two decode passes + the emulated "
+             "GEMM; ARCQuant and the flagship 0.43-0.44x: the residual quantizer and the branch). A CUDA-graph "
+             "decode loop for whole HF models (static KV cache) is not done.")]
     if overhead.exists():
         lines += ["", "`python scripts/linear_overhead.py`:", "", "```", overhead.read_text().strip(), "```"]
     return lines + [""]
