@@ -13,29 +13,14 @@ import argparse
 import cProfile
 import io
 import pstats
-import statistics
-import time
 
 import torch
-
-
-def per_call_us(fn, calls: int) -> float:
-    """Median over 5 runs of the wall time of ``calls`` back-to-back calls, per call."""
-    runs = []
-    for _ in range(6):
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        torch.cuda.synchronize()
-        runs.append((time.perf_counter() - start) / calls * 1e6)
-    return statistics.median(runs[1:])
 
 
 def main() -> int:
     from residq.api import quantize
     from residq.eval.speed import cuda_graphed as graphed
-    from residq.eval.speed import layer_ms, one_layer_llama
+    from residq.eval.speed import host_per_call_us, layer_ms, one_layer_llama
     from residq.recipe import load_recipe
 
     parser = argparse.ArgumentParser()
@@ -45,8 +30,8 @@ def main() -> int:
     args = parser.parse_args()
     x = torch.randn(1, 4096, device="cuda", dtype=torch.bfloat16)
     dense = one_layer_llama().model.layers[0].self_attn.q_proj.to("cuda", torch.bfloat16)
-    print(f"nn.Linear eager {per_call_us(lambda: dense(x), 2000):8.1f} us/call, "
-          f"graph {per_call_us(graphed(lambda: dense(x)), 2000):8.1f} us/call")
+    print(f"nn.Linear eager {host_per_call_us(lambda: dense(x), 2000):8.1f} us/call, "
+          f"graph {host_per_call_us(graphed(lambda: dense(x)), 2000):8.1f} us/call")
     for recipe in args.recipes.split(","):
         model = one_layer_llama()
         quantize(model, load_recipe(recipe), torch.randint(0, 512, (2, 64)), device="cuda", progress=False)
@@ -64,9 +49,9 @@ def main() -> int:
         pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(args.top)
         print(f"==== {recipe}: cProfile of {args.calls} calls (sorted by own time)")
         print(text.getvalue())
-        eager = per_call_us(lambda q=q: q(x), 2000)
+        eager = host_per_call_us(lambda q=q: q(x), 2000)
         try:
-            replay = per_call_us(graphed(lambda q=q: q(x)), 2000)
+            replay = host_per_call_us(graphed(lambda q=q: q(x)), 2000)
             print(f"{recipe}: eager {eager:8.1f} us/call, graph replay {replay:8.1f} us/call")
         except Exception as err:  # noqa: BLE001 - report any capture failure, go on
             print(f"{recipe}: eager {eager:8.1f} us/call, graph capture failed: {type(err).__name__}: {err}")

@@ -10,27 +10,13 @@ the end, median of 5 runs) and the share QuantLinear's Python path adds to the k
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
 
-def per_call_us(fn, calls: int) -> float:
-    runs = []
-    for _ in range(6):
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        torch.cuda.synchronize()
-        runs.append((time.perf_counter() - start) / calls * 1e6)
-    return statistics.median(runs[1:])
-
-
 def main() -> int:
     from residq.api import quantize
-    from residq.eval.speed import one_layer_llama
+    from residq.eval.speed import host_per_call_us, one_layer_llama
     from residq.kernels import w4a16
     from residq.recipe import load_recipe
 
@@ -46,10 +32,10 @@ def main() -> int:
     q = model.model.layers[0].self_attn.q_proj
     packed = {key: getattr(q, f"qweight_{key}") for key in q.packed_keys}
     fmt = q.weight_spec.kind
-    rows = {"nn.Linear bf16": per_call_us(lambda: dense(x), args.calls),
-            "QuantLinear": per_call_us(lambda: q(x), args.calls)}
+    rows = {"nn.Linear bf16": host_per_call_us(lambda: dense(x), args.calls),
+            "QuantLinear": host_per_call_us(lambda: q(x), args.calls)}
     if q.act_spec is None:
-        rows["w4a16.launch"] = per_call_us(lambda: w4a16.launch(x, packed, fmt), args.calls)
+        rows["w4a16.launch"] = host_per_call_us(lambda: w4a16.launch(x, packed, fmt), args.calls)
     for name, us in rows.items():
         print(f"{name:<16}{us:8.1f} us/call  (4096 x 4096, M = 1, {args.recipe})")
     return 0

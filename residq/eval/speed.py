@@ -57,6 +57,23 @@ def median_seconds(fn: Callable[[], object], device: torch.device, warmup: int =
     return statistics.median(times)
 
 
+def host_per_call_us(fn: Callable[[], object], calls: int, runs: int = 5) -> float:
+    """Microseconds per call of ``fn`` as a host loop sees it: the wall time of ``calls``
+    back-to-back calls, synchronized once at the end, median of ``runs`` runs after one warm-up
+    run (with CUDA present). Eager calls include their Python and launch time, unlike
+    ``median_seconds``'s CUDA events around one call."""
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    times = []
+    for _ in range(runs + 1):
+        sync()
+        begin = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        sync()
+        times.append((time.perf_counter() - begin) / calls * 1e6)
+    return statistics.median(times[1:])
+
+
 @dataclass
 class ModelSpeed:
     """Measured figures of one model (``None`` where not measured, e.g. memory on the CPU)."""

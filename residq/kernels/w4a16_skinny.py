@@ -18,7 +18,7 @@ import triton
 import triton.language as tl
 
 from residq.kernels.block_formats import FORMAT_IDS
-from residq.kernels.triton_codes import e2m1_value, e4m3_value, power_of_two
+from residq.kernels.w4a16_skinny_plain import lane_segment_plain
 from residq.kernels.w4a16_skinny_ptx import skinny_mma_ptx
 
 SM_COUNT_GUESS = 132
@@ -37,48 +37,7 @@ _skinny_workspaces: dict[torch.device, tuple[torch.Tensor, torch.Tensor, torch.T
 # The per-lane work (decode 32 codes of two rows to exact 16-bit values, block-scale multiply,
 # 8 MMAs per 8 tokens, x loaded straight from global memory) is one inline-PTX block; the
 # interpreter (and ``use_asm=False``) computes the same per-lane partial sums with plain tensor
-# arithmetic instead. The PTX is built in ``w4a16_skinny_ptx.py``.
-
-
-@triton.jit
-def _lane_rows_plain(codes_ptr, scale_ptr, row, seg, N, K, xe, xo, FMT: tl.constexpr):
-    """Sums over one 128-column segment of rows ``row`` ``[P, 1]`` times x ``[P, 64]``."""
-    SB: tl.constexpr = 16 if FMT == 0 else (32 if FMT == 1 else 128)
-    j = tl.arange(0, 64)[None, :]  # byte of the 128-column segment
-    kk = seg * 128 + 2 * j
-    ok = (row < N) & (kk < K)
-    raw = tl.load(codes_ptr + row * (K // 2) + seg * 64 + j, mask=ok, other=0x88 if FMT == 2 else 0)
-    wide = raw.to(tl.int32)
-    if FMT == 2:  # the INT4 step is applied by the caller, after the segment's sum
-        lo = ((wide & 15) - 8).to(tl.float32)
-        hi = ((wide >> 4) - 8).to(tl.float32)
-    else:
-        sraw = tl.load(scale_ptr + row * (K // SB) + kk // SB, mask=ok, other=0).to(tl.int32)
-        step = e4m3_value(sraw) if FMT == 0 else power_of_two(sraw - 127)
-        lo = e2m1_value(wide & 15) * step
-        hi = e2m1_value(wide >> 4) * step
-    return tl.sum(lo * xe + hi * xo, axis=1)[:, None]
-
-
-@triton.jit
-def _lane_segment_plain(codes_ptr, scale_ptr, x_ptr, row_a, row_b, q, seg, M, N, K, stride_xm,
-                        FMT: tl.constexpr, T: tl.constexpr):
-    """``skinny_mma_ptx``'s outputs for token tile T summed over the lane's two halves, with
-    plain tensor arithmetic: c0, c1, c2, c3, ``[P, 1]`` each."""
-    j = tl.arange(0, 64)[None, :]
-    kk = seg * 128 + 2 * j
-    token0 = T * 8 + 2 * q
-    x_ok0 = (token0 < M) & (kk < K)
-    x_ok1 = (token0 + 1 < M) & (kk < K)
-    xe0 = tl.load(x_ptr + token0 * stride_xm + kk, mask=x_ok0, other=0.0).to(tl.float32)
-    xo0 = tl.load(x_ptr + token0 * stride_xm + kk + 1, mask=x_ok0, other=0.0).to(tl.float32)
-    xe1 = tl.load(x_ptr + (token0 + 1) * stride_xm + kk, mask=x_ok1, other=0.0).to(tl.float32)
-    xo1 = tl.load(x_ptr + (token0 + 1) * stride_xm + kk + 1, mask=x_ok1, other=0.0).to(tl.float32)
-    c0 = _lane_rows_plain(codes_ptr, scale_ptr, row_a, seg, N, K, xe0, xo0, FMT)
-    c1 = _lane_rows_plain(codes_ptr, scale_ptr, row_a, seg, N, K, xe1, xo1, FMT)
-    c2 = _lane_rows_plain(codes_ptr, scale_ptr, row_b, seg, N, K, xe0, xo0, FMT)
-    c3 = _lane_rows_plain(codes_ptr, scale_ptr, row_b, seg, N, K, xe1, xo1, FMT)
-    return c0, c1, c2, c3
+# arithmetic instead (``w4a16_skinny_plain.py``). The PTX is built in ``w4a16_skinny_ptx.py``.
 
 
 @triton.jit
@@ -107,6 +66,26 @@ def _segment_operands(codes_ptr, scale_ptr, row_a, row_b, q, h, seg, segments, N
         sa = q * 0
         sb = q * 0
     return a, b, sa.to(tl.int32), sb.to(tl.int32)
+
+
+@triton.jit
+def _lane_mma(a, b, sa, sb, x_ptr, zeros, g, col, ok, M, stride_xm, T: tl.constexpr, PTX: tl.constexpr):
+    """``skinny_mma_ptx`` on one lane's operands: x rows g (and g + 8 with T == 2) from column
+    ``col``, read from the zero buffer where ``ok`` is False or the row is past M. Returns the 8
+    accumulator terms (the last 4 are zeros with T == 1)."""
+    x0 = tl.where((g < M) & ok, (x_ptr + g * stride_xm + col).to(tl.int64, bitcast=True), zeros)
+    if T == 1:
+        c0, c1, c2, c3 = tl.inline_asm_elementwise(
+            PTX, "=f,=f,=f,=f,l,l,r,r,l", [a, b, sa, sb, x0],
+            dtype=(tl.float32, tl.float32, tl.float32, tl.float32), is_pure=True, pack=1)
+        c4 = tl.zeros_like(c0)
+        c5, c6, c7 = c4, c4, c4
+    else:
+        x1 = tl.where((g + 8 < M) & ok, (x_ptr + (g + 8) * stride_xm + col).to(tl.int64, bitcast=True), zeros)
+        c0, c1, c2, c3, c4, c5, c6, c7 = tl.inline_asm_elementwise(
+            PTX, "=f,=f,=f,=f,=f,=f,=f,=f,l,l,r,r,l,l", [a, b, sa, sb, x0, x1],
+            dtype=(tl.float32,) * 8, is_pure=True, pack=1)
+    return c0, c1, c2, c3, c4, c5, c6, c7
 
 
 @triton.jit
@@ -139,24 +118,15 @@ def _ragged_segment_asm(codes_ptr, scale_ptr, x_ptr, zero_ptr, row_a, row_b, g, 
         else:
             sa = tl.load(scale_ptr + row_a * (K // 32) + seg * 4 + q, mask=ok_a, other=0).to(tl.int32)
             sb = tl.load(scale_ptr + row_b * (K // 32) + seg * 4 + q, mask=ok_b, other=0).to(tl.int32)
-        x0 = tl.where((g < M) & ok, (x_ptr + g * stride_xm + col).to(tl.int64, bitcast=True), zeros)
-        if T == 1:
-            c0, c1, c2, c3 = tl.inline_asm_elementwise(
-                PTX, "=f,=f,=f,=f,l,l,r,r,l", [a, b, sa, sb, x0],
-                dtype=(tl.float32, tl.float32, tl.float32, tl.float32), is_pure=True, pack=1)
-        else:
-            x1 = tl.where((g + 8 < M) & ok, (x_ptr + (g + 8) * stride_xm + col).to(tl.int64, bitcast=True), zeros)
-            c0, c1, c2, c3, c4, c5, c6, c7 = tl.inline_asm_elementwise(
-                PTX, "=f,=f,=f,=f,=f,=f,=f,=f,l,l,r,r,l,l", [a, b, sa, sb, x0, x1],
-                dtype=(tl.float32,) * 8, is_pure=True, pack=1)
-            s4 += c4
-            s5 += c5
-            s6 += c6
-            s7 += c7
+        c0, c1, c2, c3, c4, c5, c6, c7 = _lane_mma(a, b, sa, sb, x_ptr, zeros, g, col, ok, M, stride_xm, T, PTX)
         s0 += c0
         s1 += c1
         s2 += c2
         s3 += c3
+        s4 += c4  # zeros with T == 1 (unused by the caller then)
+        s5 += c5
+        s6 += c6
+        s7 += c7
     first = h == 0
     return (tl.where(first, s0, 0.0), tl.where(first, s1, 0.0), tl.where(first, s2, 0.0), tl.where(first, s3, 0.0),
             tl.where(first, s4, 0.0), tl.where(first, s5, 0.0), tl.where(first, s6, 0.0), tl.where(first, s7, 0.0))
@@ -253,26 +223,16 @@ def _skinny_kernel(
                     a_next, b_next, sa_next, sb_next = _segment_operands(
                         codes_ptr, scale_ptr, row_a, row_b, q, h, pid_k * CH + c + 1, segments, N, K, FMT)
             zeros = zero_ptr.to(tl.int64, bitcast=True)
-            x_off = seg * 128 + q * 32 + h * 16
-            x_addr0 = tl.where((g < M) & seg_ok, (x_ptr + g * stride_xm + x_off).to(tl.int64, bitcast=True), zeros)
-            if T == 1:
-                c0, c1, c2, c3 = tl.inline_asm_elementwise(
-                    PTX, "=f,=f,=f,=f,l,l,r,r,l", [a, b, sa, sb, x_addr0],
-                    dtype=(tl.float32, tl.float32, tl.float32, tl.float32), is_pure=True, pack=1)
-            else:
-                x_addr1 = tl.where((g + 8 < M) & seg_ok,
-                                   (x_ptr + (g + 8) * stride_xm + x_off).to(tl.int64, bitcast=True), zeros)
-                c0, c1, c2, c3, c4, c5, c6, c7 = tl.inline_asm_elementwise(
-                    PTX, "=f,=f,=f,=f,=f,=f,=f,=f,l,l,r,r,l,l", [a, b, sa, sb, x_addr0, x_addr1],
-                    dtype=(tl.float32,) * 8, is_pure=True, pack=1)
+            c0, c1, c2, c3, c4, c5, c6, c7 = _lane_mma(a, b, sa, sb, x_ptr, zeros, g, seg * 128 + q * 32 + h * 16,
+                                                       seg_ok, M, stride_xm, T, PTX)
         else:
             first = h == 0  # the plain path puts a whole segment's sums into half 0
-            c0, c1, c2, c3 = _lane_segment_plain(codes_ptr, scale_ptr, x_ptr, row_a, row_b, q, seg, M,
+            c0, c1, c2, c3 = lane_segment_plain(codes_ptr, scale_ptr, x_ptr, row_a, row_b, q, seg, M,
                                                  N, K, stride_xm, FMT, 0)
             c0, c1, c2, c3 = (tl.where(first, c0, 0.0), tl.where(first, c1, 0.0),
                               tl.where(first, c2, 0.0), tl.where(first, c3, 0.0))
             if T == 2:
-                c4, c5, c6, c7 = _lane_segment_plain(codes_ptr, scale_ptr, x_ptr, row_a, row_b, q, seg,
+                c4, c5, c6, c7 = lane_segment_plain(codes_ptr, scale_ptr, x_ptr, row_a, row_b, q, seg,
                                                      M, N, K, stride_xm, FMT, 1)
                 c4, c5, c6, c7 = (tl.where(first, c4, 0.0), tl.where(first, c5, 0.0),
                                   tl.where(first, c6, 0.0), tl.where(first, c7, 0.0))

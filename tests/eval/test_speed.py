@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 from residq_testing import tiny_model
@@ -44,3 +46,10 @@ def test_one_layer_llama_shape_and_layer_timing():
         speed.layer_ms(model, CPU, tokens=8, repeats=2, cuda_graph=True)
     assert speed.LLAMA3_8B_LAYER == {"hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32,
                                      "num_key_value_heads": 8}
+
+
+def test_host_per_call_us_runs_every_call_and_reports_per_call_time():
+    calls = []
+    us = speed.host_per_call_us(lambda: calls.append(time.sleep(0.001)), calls=4, runs=3)
+    assert len(calls) == 4 * (3 + 1)  # one warm-up run, then the timed ones
+    assert 900 < us < 50_000  # each call sleeps 1 ms
