@@ -38,7 +38,6 @@ def load_decoded_tile(codes_ptr, scale_ptr, rows, n_rows, k0, k_limit, k_total,
     SB: tl.constexpr = 16 if FMT == 0 else (32 if FMT == 1 else 128)
     G: tl.constexpr = BLOCK_K // SB
     HALF: tl.constexpr = BLOCK_K // 2
-    R: tl.constexpr = rows.shape[0]
     byte_cols = k0 // 2 + tl.arange(0, HALF)
     row_ok = rows < n_rows
     empty_byte: tl.constexpr = 0x88 if FMT == 2 else 0  # decodes to 0 in every format
@@ -53,19 +52,30 @@ def load_decoded_tile(codes_ptr, scale_ptr, rows, n_rows, k0, k_limit, k_total,
     elif FMT == 2:
         lo, hi = int4_byte_values(raw, BF16, USE_ASM)
     else:
-        lo, hi = fp4_byte_values(raw, BF16, USE_ASM)
-        lo = tl.reshape(lo, [R, G, SB // 2])
-        hi = tl.reshape(hi, [R, G, SB // 2])
-        if USE_ASM:  # 16-bit products are exact
-            scale16 = step.to(lo.dtype)[:, :, None]
-            lo = lo * scale16
-            hi = hi * scale16
-        else:  # the interpreter has no bf16 arithmetic: multiply in fp32 (still exact)
-            lo = (lo.to(tl.float32) * step[:, :, None]).to(lo.dtype)
-            hi = (hi.to(tl.float32) * step[:, :, None]).to(hi.dtype)
-        lo = tl.reshape(lo, [R, HALF])
-        hi = tl.reshape(hi, [R, HALF])
+        lo, hi = scaled_fp4_values(raw, step, FMT, BF16, USE_ASM)
     return lo, hi, step
+
+
+@triton.jit
+def scaled_fp4_values(raw, step, FMT: tl.constexpr, BF16: tl.constexpr, USE_ASM: tl.constexpr):
+    """NVFP4 / MXFP4 codes ``raw`` uint8 ``[R, HALF]`` (two per byte) and their float32 block
+    scales ``step`` ``[R, HALF / (SB/2)]`` -> (even K, odd K) values ``e2m1 * scale``, each
+    ``[R, HALF]`` fp16 or bf16 (exact)."""
+    SB: tl.constexpr = 16 if FMT == 0 else 32
+    R: tl.constexpr = raw.shape[0]
+    HALF: tl.constexpr = raw.shape[1]
+    G: tl.constexpr = 2 * HALF // SB
+    lo, hi = fp4_byte_values(raw, BF16, USE_ASM)
+    lo = tl.reshape(lo, [R, G, SB // 2])
+    hi = tl.reshape(hi, [R, G, SB // 2])
+    if USE_ASM:  # 16-bit products are exact
+        scale16 = step.to(lo.dtype)[:, :, None]
+        lo = lo * scale16
+        hi = hi * scale16
+    else:  # the interpreter has no bf16 arithmetic: multiply in fp32 (still exact)
+        lo = (lo.to(tl.float32) * step[:, :, None]).to(lo.dtype)
+        hi = (hi.to(tl.float32) * step[:, :, None]).to(hi.dtype)
+    return tl.reshape(lo, [R, HALF]), tl.reshape(hi, [R, HALF])
 
 
 @triton.jit

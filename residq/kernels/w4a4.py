@@ -32,7 +32,7 @@ import torch
 import triton
 import triton.language as tl
 
-from residq.kernels import decode, w4a4_skinny, w4a4_tma
+from residq.kernels import decode, w4a4_skinny, w4a4_tma, w4a4_wdec
 from residq.kernels.block_formats import FORMAT_IDS, FP4_FORMATS, block_size, dequantize_blocks
 from residq.kernels.triton_mma import mma
 from residq.kernels.triton_tiles import load_decoded_tile, to_dot_order, to_dot_order_t
@@ -229,10 +229,15 @@ def launch(x_packed: dict[str, torch.Tensor], w_packed: dict[str, torch.Tensor],
     if path == "decoded":  # each operand decoded once to bf16; the kernel then only loads
         # rows padded to 128 bytes (ARCQuant's K + s is often not a multiple of 64)
         x_operand = decode.decode(x_packed, fmt, row_align=64)
+        scales = (g_x, x_packed.get("residual_global_scale", g_x), w_packed.get("global_scale", dummy))
+        if cfg.get("weight_in_gemm") and w4a4_wdec.available(device):  # no bf16 copy of the weight
+            return w4a4_wdec.launch(x_operand, w_packed, k, s, FORMAT_IDS[fmt], scales,
+                                    lowrank_xa if has_lowrank else None, lowrank_b, out, cfg, r_pad)
         w_operand = decode.decode(w_packed, fmt, row_align=64)
         row_stride = x_operand.stride(0)
-        if cfg.get("tma", True) and w4a4_tma.available(device):  # Hopper: TMA loads, persistent
-            scales = (g_x, x_packed.get("residual_global_scale", g_x), w_packed.get("global_scale", dummy))
+        # Hopper: TMA loads, persistent. Its main K range loads whole BLOCK_K tiles, which with
+        # ARCQuant's residual columns right after K must not straddle K.
+        if cfg.get("tma", True) and w4a4_tma.available(device) and (not s or k % cfg["BLOCK_K"] == 0):
             return w4a4_tma.launch(x_operand, w_operand, k, s, FORMAT_IDS[fmt], scales,
                                    lowrank_xa if has_lowrank else None, lowrank_b, out, cfg, r_pad)
     _w4a4_kernel[grid](  # g_r falls back to g_x: its load is compiled even when s == 0

@@ -9,7 +9,7 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")  # CPU: run the kernels in Triton's interpreter
 pytest.importorskip("triton")
 
-from residq.kernels import act_quant, w4a4, w4a4_tma
+from residq.kernels import act_quant, w4a4, w4a4_tma, w4a4_wdec
 from residq.kernels.block_formats import quantize_blocks
 from residq.kernels.interpreter import kernel_device
 
@@ -111,17 +111,59 @@ def test_skinny_path_falls_back_or_refuses():
 
 @pytest.mark.skipif(DEVICE is None or not w4a4_tma.available(torch.device(DEVICE)),
                     reason="the TMA kernel needs an sm_90+ GPU and triton's TensorDescriptor")
-@pytest.mark.parametrize("fmt, s, rank", [("nvfp4", 128, 20), ("mxfp4", 0, 0), ("nvfp4", 0, 0)])
-def test_tma_kernel_equals_cp_async_kernel(fmt, s, rank):
+@pytest.mark.parametrize("fmt, s, rank, bk_res", [("nvfp4", 128, 20, None), ("mxfp4", 0, 0, None),
+                                                  ("nvfp4", 0, 0, None), ("nvfp4", 96, 0, None),
+                                                  ("nvfp4", 112, 0, 16)])
+def test_tma_kernel_equals_cp_async_kernel(fmt, s, rank, bk_res):
     """Same tiles, same K order: the TMA kernel's output is the cp.async kernel's, bit for bit
-    (ragged M and N, ARCQuant's two K ranges, ARHQ's branch)."""
+    (ragged M and N, ARCQuant's two K ranges, ARHQ's branch; a residual K step narrower than
+    the main one adds the same k16 chunks in the same order)."""
     _, xq, wq, b = _operands(fmt, 300, 520, 384, s, rank, seed=5)
     xa = xq.get("lowrank_xa")
-    cfg = dict(w4a4.default_config(300, 520, fmt))
+    cfg = dict(w4a4.default_config(300, 520, fmt), BLOCK_K_RES=bk_res)
     assert cfg["path"] == "decoded" and cfg["tma"]
     tma = w4a4.launch(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, config=cfg)
     plain = w4a4.launch(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, config=dict(cfg, tma=False))
     assert torch.equal(tma, plain)
+
+
+@pytest.mark.skipif(DEVICE is None or not w4a4_wdec.available(torch.device(DEVICE)),
+                    reason="the weight-decoding GEMM needs an sm_90+ GPU and triton's Gluon")
+@pytest.mark.parametrize("fmt, m, n, k, s, rank", [("nvfp4", 300, 520, 384, 0, 0), ("mxfp4", 300, 520, 384, 0, 0),
+                                                   ("nvfp4", 300, 520, 384, 96, 20), ("nvfp4", 257, 200, 400, 96, 0),
+                                                   ("nvfp4", 700, 1030, 1024, 0, 64)])
+def test_weight_decoding_gemm_equals_decoded_path(fmt, m, n, k, s, rank):
+    """The weight decoded tile by tile inside the GEMM gives the decoded path's bits (same bf16
+    values, same k16 order), incl. ragged M, N and K, ARCQuant's residual range, ARHQ's branch."""
+    _, xq, wq, b = _operands(fmt, m, n, k, s, rank, seed=7)
+    xa = xq.get("lowrank_xa")
+    cfg = dict(w4a4.default_config(m, n, fmt))
+    inside = w4a4.launch(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, config=dict(cfg, weight_in_gemm=True))
+    ref = w4a4.reference(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, out_dtype=torch.float32)
+    assert float((inside.float() - ref).norm() / ref.norm()) < 4e-3  # bf16 output rounding
+    if k % cfg["BLOCK_K"] == 0:  # the TMA kernel runs there: bit for bit
+        plain = w4a4.launch(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, config=dict(cfg, weight_in_gemm=False))
+        assert torch.equal(inside, plain)
+
+
+@pytest.mark.skipif(DEVICE is None or not torch.cuda.is_available(), reason="the decoded path's GPU kernels")
+def test_decoded_path_with_k_not_a_multiple_of_the_tile():
+    """K = 400 with ARCQuant's s = 96: the main range's last tile would straddle K, where the
+    residual columns begin; the result must still equal the float32 emulation."""
+    _, xq, wq, _ = _operands("nvfp4", 300, 200, 400, 96, seed=9)
+    cfg = dict(w4a4.default_config(300, 200, "nvfp4"))
+    out = w4a4.launch(xq, wq, "nvfp4", s=96, out_dtype=torch.float32, config=cfg)
+    ref = w4a4.reference(xq, wq, "nvfp4", s=96, out_dtype=torch.float32)
+    assert float((out - ref).norm() / ref.norm()) < 1e-5
+
+
+def test_residual_block_k_pads_least():
+    """ARCQuant's residual range takes the K step that computes the fewest zero columns."""
+    assert w4a4_tma.residual_block_k(336, 64) == 32  # 352 columns, not 384
+    assert w4a4_tma.residual_block_k(1152, 64) == 64  # a multiple of 64: no padding either way
+    assert w4a4_tma.residual_block_k(1136, 64) == 64  # 1152 both ways: the larger step
+    assert w4a4_tma.residual_block_k(0, 64) == 64
+    assert w4a4_tma.residual_block_k(48, 32) == 32  # never below 32
 
 
 def test_path_defaults_and_errors():
