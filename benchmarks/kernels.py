@@ -158,7 +158,7 @@ class Bench:
                      (128, 128, 64, 8, 4, 128, "fused")]
             # the weight decoded inside the GEMM (w4a4_wdec.py): ring depth, tile width
             tiles += [(128, 256, 64, 8, 4, None, "wdec"), (128, 256, 64, 8, 5, None, "wdec"),
-                      (128, 128, 64, 8, 5, None, "wdec"), (128, 256, 64, 8, 3, None, "wdec")]
+                      (256, 128, 64, 8, 4, None, "wdec"), (256, 128, 64, 8, 3, None, "wdec")]
         keys = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "num_warps", "num_stages", "maxnreg", "path")
         cfgs = [dict(zip(keys, t), GROUP_M=8) for t in tiles]
         for cfg in cfgs:
@@ -180,8 +180,6 @@ class Bench:
         ref = w4a4.reference(xq, wq0, fmt, s=s, lowrank_xa=xa, lowrank_b=b)
         best = None
         cfgs = [cfg_choice] if cfg_choice else self.w4a4_configs(m)
-        if s and self.args.sweep and cfgs[0].get("path") == "decoded":  # ARCQuant: residual K steps
-            cfgs = [dict(cfgs[0], BLOCK_K_RES=step) for step in (16, 32, 64)]
         for cfg in cfgs:
             name = f"w4a4 {fmt} M={m} N={n} K={k} s={s} r={rank} {cfg}"
             try:

@@ -59,10 +59,10 @@ def _k_range(acc, x_desc, w_desc, off_m, off_n, k_begin, k_end, BLOCK_K: tl.cons
 
 @triton.jit(do_not_specialize=["M", "S", "R"])
 def _w4a4_tma_kernel(
-    x_desc, w_desc, x_res_desc, w_res_desc, gx_ptr, gr_ptr, gw_ptr, xa_ptr, b_ptr, out_ptr, M, N, K, S, R, stride_om,
+    x_desc, w_desc, gx_ptr, gr_ptr, gw_ptr, xa_ptr, b_ptr, out_ptr, M, N, K, S, R, stride_om,
     FMT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr, PROGRAMS: tl.constexpr, STAGES: tl.constexpr,
-    HAS_LOWRANK: tl.constexpr, R_PAD: tl.constexpr, BLOCK_K_RES: tl.constexpr,
+    HAS_LOWRANK: tl.constexpr, R_PAD: tl.constexpr,
 ):
     tiles_m = tl.cdiv(M, BLOCK_M)
     tiles_n = tl.cdiv(N, BLOCK_N)
@@ -74,7 +74,7 @@ def _w4a4_tma_kernel(
         acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
         acc = _k_range(acc, x_desc, w_desc, off_m, off_n, 0, K, BLOCK_K, STAGES)
         acc, g_last = before_residual_range(acc, gx_ptr, gr_ptr, S, FMT)
-        acc = _k_range(acc, x_res_desc, w_res_desc, off_m, off_n, K, k_total, BLOCK_K_RES, STAGES)
+        acc = _k_range(acc, x_desc, w_desc, off_m, off_n, K, k_total, BLOCK_K, STAGES)
         acc = after_k_ranges(acc, g_last, gw_ptr, FMT)
         offs_m = off_m + tl.arange(0, BLOCK_M)
         offs_n = off_n + tl.arange(0, BLOCK_N)
@@ -83,29 +83,6 @@ def _w4a4_tma_kernel(
         mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
         tl.store(out_ptr + offs_m[:, None] * stride_om + offs_n[None, :],
                  acc.to(out_ptr.dtype.element_ty), mask=mask)
-
-
-def residual_block_k(s: int, block_k: int) -> int:
-    """K step for ARCQuant's residual range ``[K, K + s)``: ``block_k`` or ``block_k / 2`` (at
-    least 32), whichever pads ``s`` less, the larger on a tie.
-
-    The range's last tile is zero-filled past ``K + s``, so its work is ``s`` rounded up to the
-    step: for s = 336 (8% of K = 4096) a 64-wide step computes 384 columns (9.4% of K), a 32-wide
-    one 352 (8.6%). The k16 chunks still enter the accumulator in the same order, so the sum's
-    bits do not depend on the step.
-    """
-    steps = [step for step in (block_k, block_k // 2) if step >= 32] or [block_k]
-    return min(steps, key=lambda step: (-(-s // step) * step, -step))
-
-
-def checked_residual_block_k(cfg: dict, s: int) -> int:
-    """``cfg["BLOCK_K_RES"]`` if given (it must divide ``BLOCK_K`` and be at least 16), else
-    ``residual_block_k(s, BLOCK_K)``."""
-    bk = cfg["BLOCK_K"]
-    bk_res = cfg.get("BLOCK_K_RES") or residual_block_k(s, bk)
-    if bk % bk_res or bk_res < 16:
-        raise ValueError(f"BLOCK_K_RES must divide BLOCK_K={bk} and be at least 16, got {bk_res}")
-    return bk_res
 
 
 def program_count(out: torch.Tensor, m: int, n: int, cfg: dict) -> int:
@@ -121,27 +98,19 @@ def launch(x_decoded: torch.Tensor, w_decoded: torch.Tensor, k: int, s: int, fmt
     """``out (M, N)`` from decoded bf16 operands ``x_decoded`` ``(M, >= K+s)`` and ``w_decoded``
     ``(N, >= K+s)`` (rows 16-byte aligned); ``scales`` = (g_x, g_r, g_w) float32 scalars (any
     tensor for MXFP4); ``cfg``: ``BLOCK_M``, ``BLOCK_N``, ``BLOCK_K``, ``GROUP_M``, ``num_warps``,
-    ``num_stages``, and optionally ``BLOCK_K_RES`` (the residual range's K step; default
-    ``residual_block_k``)."""
+    ``num_stages``."""
     m, n = out.shape
     bm, bn, bk = cfg["BLOCK_M"], cfg["BLOCK_N"], cfg["BLOCK_K"]
-    bk_res = checked_residual_block_k(cfg, s)
-
-    def descriptors(step: int):
-        return (TensorDescriptor(x_decoded, [m, k + s], [x_decoded.stride(0), 1], [bm, step]),
-                TensorDescriptor(w_decoded, [n, k + s], [w_decoded.stride(0), 1], [bn, step]))
-
-    x_desc, w_desc = descriptors(bk)
-    x_res_desc, w_res_desc = (x_desc, w_desc) if bk_res == bk else descriptors(bk_res)
+    x_desc = TensorDescriptor(x_decoded, [m, k + s], [x_decoded.stride(0), 1], [bm, bk])
+    w_desc = TensorDescriptor(w_decoded, [n, k + s], [w_decoded.stride(0), 1], [bn, bk])
     programs = program_count(out, m, n, cfg)
     has_lowrank = lowrank_xa is not None
     r = lowrank_xa.shape[1] if has_lowrank else 0
     g_x, g_r, g_w = scales
     _w4a4_tma_kernel[(programs,)](
-        x_desc, w_desc, x_res_desc, w_res_desc, g_x, g_r, g_w, lowrank_xa if has_lowrank else out, lowrank_b if has_lowrank else out,
+        x_desc, w_desc, g_x, g_r, g_w, lowrank_xa if has_lowrank else out, lowrank_b if has_lowrank else out,
         out, m, n, k, s, r, out.stride(0),
         FMT=fmt_id, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=cfg["GROUP_M"], PROGRAMS=programs,
-        STAGES=cfg["num_stages"], HAS_LOWRANK=has_lowrank, R_PAD=r_pad, BLOCK_K_RES=bk_res,
-        num_warps=cfg["num_warps"],
+        STAGES=cfg["num_stages"], HAS_LOWRANK=has_lowrank, R_PAD=r_pad, num_warps=cfg["num_warps"],
     )
     return out

@@ -81,17 +81,23 @@ if gluon is not None:
                    BLOCK_K: gl.constexpr, SB: gl.constexpr, code_layout: gl.constexpr,
                    scale_layout: gl.constexpr):
         """Codes ``[BN, BLOCK_K/2]`` and raw scales ``[BN, BLOCK_K/SB]`` of K step ``k0``
-        (zeros past ``k_end`` and past the last row: they decode to 0)."""
+        (zeros past ``k_end`` and past the last row: they decode to 0). A whole step masks by
+        row only, so each thread's bytes load as vectors; only a range's partial last step
+        masks columns."""
         byte_cols = k0 // 2 + gl.arange(0, BLOCK_K // 2, layout=gl.SliceLayout(0, code_layout))
         code_rows = gl.convert_layout(rows, gl.SliceLayout(1, code_layout))
         code_ok = gl.convert_layout(row_ok, gl.SliceLayout(1, code_layout))
-        raw = gl.load(codes_ptr + code_rows[:, None] * code_stride + byte_cols[None, :],
-                      mask=code_ok[:, None] & (byte_cols < k_end // 2)[None, :], other=0)
+        code_ptrs = codes_ptr + code_rows[:, None] * code_stride + byte_cols[None, :]
         scale_cols = k0 // SB + gl.arange(0, BLOCK_K // SB, layout=gl.SliceLayout(0, scale_layout))
         scale_rows = gl.convert_layout(rows, gl.SliceLayout(1, scale_layout))
         scale_ok = gl.convert_layout(row_ok, gl.SliceLayout(1, scale_layout))
-        scales = gl.load(scale_ptr + scale_rows[:, None] * scale_stride + scale_cols[None, :],
-                         mask=scale_ok[:, None] & (scale_cols < k_end // SB)[None, :], other=0)
+        scale_ptrs = scale_ptr + scale_rows[:, None] * scale_stride + scale_cols[None, :]
+        if k0 + BLOCK_K <= k_end:
+            raw = gl.load(code_ptrs, mask=code_ok[:, None], other=0)
+            scales = gl.load(scale_ptrs, mask=scale_ok[:, None], other=0)
+        else:
+            raw = gl.load(code_ptrs, mask=code_ok[:, None] & (byte_cols < k_end // 2)[None, :], other=0)
+            scales = gl.load(scale_ptrs, mask=scale_ok[:, None] & (scale_cols < k_end // SB)[None, :], other=0)
         return raw, scales
 
     @gluon.jit
@@ -183,11 +189,12 @@ if gluon is not None:
     ):
         acc_layout: gl.constexpr = gl.NVMMADistributedLayout(
             version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, BLOCK_N, 16])
-        # one weight row per thread: its codes, its scales and its decoded values stay in-thread
-        code_layout: gl.constexpr = gl.BlockedLayout([1, BLOCK_K // 2], [32, 1], [num_warps, 1], [1, 0])
-        scale_layout: gl.constexpr = gl.BlockedLayout([1, BLOCK_K // (16 if FMT == 0 else 32)], [32, 1],
+        # two threads per weight row, each with half of the step's columns: its codes (16-byte
+        # vectors), their scales and the decoded values stay in-thread
+        code_layout: gl.constexpr = gl.BlockedLayout([1, BLOCK_K // 4], [16, 2], [num_warps, 1], [1, 0])
+        scale_layout: gl.constexpr = gl.BlockedLayout([1, BLOCK_K // (32 if FMT == 0 else 64)], [16, 2],
                                                       [num_warps, 1], [1, 0])
-        tile_layout: gl.constexpr = gl.BlockedLayout([1, BLOCK_K], [32, 1], [num_warps, 1], [1, 0])
+        tile_layout: gl.constexpr = gl.BlockedLayout([1, BLOCK_K // 2], [16, 2], [num_warps, 1], [1, 0])
         row_layout: gl.constexpr = gl.SliceLayout(1, tile_layout)
         w_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, BLOCK_K], gl.bfloat16)
 

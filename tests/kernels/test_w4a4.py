@@ -111,16 +111,13 @@ def test_skinny_path_falls_back_or_refuses():
 
 @pytest.mark.skipif(DEVICE is None or not w4a4_tma.available(torch.device(DEVICE)),
                     reason="the TMA kernel needs an sm_90+ GPU and triton's TensorDescriptor")
-@pytest.mark.parametrize("fmt, s, rank, bk_res", [("nvfp4", 128, 20, None), ("mxfp4", 0, 0, None),
-                                                  ("nvfp4", 0, 0, None), ("nvfp4", 96, 0, None),
-                                                  ("nvfp4", 112, 0, 16)])
-def test_tma_kernel_equals_cp_async_kernel(fmt, s, rank, bk_res):
+@pytest.mark.parametrize("fmt, s, rank", [("nvfp4", 128, 20), ("mxfp4", 0, 0), ("nvfp4", 0, 0), ("nvfp4", 96, 0)])
+def test_tma_kernel_equals_cp_async_kernel(fmt, s, rank):
     """Same tiles, same K order: the TMA kernel's output is the cp.async kernel's, bit for bit
-    (ragged M and N, ARCQuant's two K ranges, ARHQ's branch; a residual K step narrower than
-    the main one adds the same k16 chunks in the same order)."""
+    (ragged M and N, ARCQuant's two K ranges, ARHQ's branch)."""
     _, xq, wq, b = _operands(fmt, 300, 520, 384, s, rank, seed=5)
     xa = xq.get("lowrank_xa")
-    cfg = dict(w4a4.default_config(300, 520, fmt), BLOCK_K_RES=bk_res)
+    cfg = dict(w4a4.default_config(300, 520, fmt))
     assert cfg["path"] == "decoded" and cfg["tma"]
     tma = w4a4.launch(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, config=cfg)
     plain = w4a4.launch(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, config=dict(cfg, tma=False))
@@ -155,15 +152,6 @@ def test_decoded_path_with_k_not_a_multiple_of_the_tile():
     out = w4a4.launch(xq, wq, "nvfp4", s=96, out_dtype=torch.float32, config=cfg)
     ref = w4a4.reference(xq, wq, "nvfp4", s=96, out_dtype=torch.float32)
     assert float((out - ref).norm() / ref.norm()) < 1e-5
-
-
-def test_residual_block_k_pads_least():
-    """ARCQuant's residual range takes the K step that computes the fewest zero columns."""
-    assert w4a4_tma.residual_block_k(336, 64) == 32  # 352 columns, not 384
-    assert w4a4_tma.residual_block_k(1152, 64) == 64  # a multiple of 64: no padding either way
-    assert w4a4_tma.residual_block_k(1136, 64) == 64  # 1152 both ways: the larger step
-    assert w4a4_tma.residual_block_k(0, 64) == 64
-    assert w4a4_tma.residual_block_k(48, 32) == 32  # never below 32
 
 
 def test_path_defaults_and_errors():
