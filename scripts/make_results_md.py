@@ -122,6 +122,36 @@ def kernel_section() -> list[str]:
     return lines + [""]
 
 
+def w4a4_paths_section() -> list[str]:
+    """Best time per W4A4 GEMM path at M = 2048 from the sweep JSON (benchmarks/kernels.py --sweep)."""
+    data = load_json(ROOT / "benchmarks" / "results" / "w4a4-sweep-h100.json")
+    if data is None:
+        return []
+    bf16 = {(r["N"], r["K"]): r["ms"] for r in data["rows"] if r["kernel"] == "bf16-cublas"}
+    best: dict[tuple, dict[str, float]] = {}
+    for row in data["sweeps"]:
+        if row["kernel"] != "w4a4" or row["format"] != "nvfp4" or row.get("s") or row.get("rank"):
+            continue
+        cfg = row["config"]
+        path = "weight in GEMM" if cfg.get("weight_in_gemm") else cfg.get("path")
+        shape = best.setdefault((row["N"], row["K"]), {})
+        shape[path] = min(shape.get(path, float("inf")), row["ms"])
+    paths = ["decoded", "weight in GEMM", "fused"]
+    lines = ["## W4A4 GEMM paths at M = 2048 (issue 5)", "",
+             (f"`python benchmarks/kernels.py --only w4a4 --ms 2048 --sweep --out "
+              f"benchmarks/results/w4a4-sweep-h100.json` on {data.get('device')} ({data.get('date')}): NVFP4, the "
+              "fastest configuration of each path, microseconds (speed-up vs cuBLAS bf16 in the same run). "
+              "`decoded`: both operands decoded to bf16 once, then a TMA GEMM (the default); `weight in GEMM`: "
+              "the weight decoded tile by tile inside the GEMM (`w4a4_wdec.py`, opt-in); `fused`: both decoded "
+              "in registers."), "",
+             "| N x K | cuBLAS bf16 | " + " | ".join(paths) + " |", "|---|---|" + "---|" * len(paths)]
+    for (n, k), times in sorted(best.items()):
+        ref = bf16[(n, k)]
+        cells = [f"{times[p] * 1e3:.1f} ({ref / times[p]:.2f}x)" if p in times else "-" for p in paths]
+        lines.append(f"| {n} x {k} | {ref * 1e3:.1f} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def kernel_ppl_section() -> list[str]:
     data = load_json(RESULTS / "kernel_ppl-h100.json")
     if data is None:
@@ -260,7 +290,7 @@ def main() -> int:
             continue
         rows = read_rows(path)
         parts += [f"## {title}", "", settings_line(rows, name), "", section_table(rows), ""]
-    parts += (eigen_section() + quarot_section() + kernel_ppl_section() + kernel_section() + bench_section()
+    parts += (eigen_section() + quarot_section() + kernel_ppl_section() + kernel_section() + w4a4_paths_section() + bench_section()
               + zeroshot_section())
     extra = RESULTS / "EXTRA.md"
     if extra.exists():

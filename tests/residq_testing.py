@@ -20,9 +20,9 @@ def tiny_model(family: str = "llama", hidden: int = 64, layers: int = 2, vocab: 
     """A random decoder of ``family`` small enough for unit tests (float32, eval mode)."""
     import transformers
 
-    common = dict(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                  num_attention_heads=4, num_key_value_heads=2, vocab_size=vocab,
-                  max_position_embeddings=512, head_dim=hidden // 4)
+    common = {"hidden_size": hidden, "intermediate_size": 2 * hidden, "num_hidden_layers": layers,
+              "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": vocab,
+              "max_position_embeddings": 512, "head_dim": hidden // 4}
     configs = {
         "llama": ("LlamaConfig", "LlamaForCausalLM", {}),
         "mistral": ("MistralConfig", "MistralForCausalLM", {"sliding_window": None}),

@@ -130,7 +130,7 @@ def test_presets_and_rank_policies_parse():
 
 @pytest.mark.parametrize("fmt", ["nvfp4", "int4pc-int4tensor"])
 def test_refit_lowers_the_calibration_error_and_keeps_the_residual(problem, fmt):
-    w, x_cal, x_test = problem
+    w, x_cal, _ = problem
     weight_spec, act_spec = FORMATS[fmt]
     stats = stats_for(x_cal, act_spec)
     layers = {refit: quantize_layer_arhq("l", w, None, stats, Recipe(weight=weight_spec, activation=act_spec,

@@ -49,7 +49,7 @@ def test_sample_is_the_rows_with_the_largest_keys_in_arrival_order():
 def test_non_finite_and_missing_data_are_named():
     stats = InputStats(4, name="model.layers.3.mlp")
     with pytest.raises(CalibrationDataError, match="model.layers.3.mlp"):
-        stats.hessian
+        _ = stats.hessian
     with pytest.raises(CalibrationDataError, match="NaN or Inf"):
         stats.update(torch.tensor([[1.0, float("nan"), 0.0, 0.0]]))
     with pytest.raises(ValueError, match="expected inputs with 4 channels"):
