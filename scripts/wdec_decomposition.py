@@ -4,7 +4,7 @@ Times the kernel against a copy of it whose decode is replaced by a plain byte-t
 conversion (what is left is the load / shared-memory / barrier / wgmma structure), at M = 2048
 on two Llama-3-8B shapes, with cuBLAS bf16 (including the weight's cast) for scale. Prints
 microseconds (``triton.testing.do_bench``). Needs an sm_90 GPU and triton with Gluon. Run from
-the repository root: ``python scripts/wdec_decomposition.py`` (benchmarks/README.md, session 13).
+the repository root: ``PYTHONPATH=. python scripts/wdec_decomposition.py`` (benchmarks/README.md, session 13).
 """
 
 from __future__ import annotations
