@@ -264,6 +264,166 @@ def stages_that_fit(cfg: dict, r_pad: int, has_lowrank: bool) -> int:
     return stages
 
 
+if gluon is not None:
+
+    @gluon.jit
+    def _tile_origin(tile, M, N, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, GROUP_M: gl.constexpr):
+        """(off_m, off_n) of output tile ``tile`` in grouped order (as ``w4a4_epilogue.grouped_tile``)."""
+        tiles_m = gl.cdiv(M, BLOCK_M)
+        tiles_n = gl.cdiv(N, BLOCK_N)
+        group = tile // (GROUP_M * tiles_n)
+        first_m = group * GROUP_M
+        group_rows = gl.minimum(tiles_m - first_m, GROUP_M)
+        pid_m = first_m + (tile % (GROUP_M * tiles_n)) % group_rows
+        pid_n = (tile % (GROUP_M * tiles_n)) // group_rows
+        return pid_m * BLOCK_M, pid_n * BLOCK_N
+
+    @gluon.jit
+    def _ws_producer_range(x_desc, x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, codes_ptr, scale_ptr,
+                           rows, row_ok, code_stride, scale_stride, off_m, k_begin, k_end, count,
+                           FMT: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, STAGES: gl.constexpr,
+                           code_layout: gl.constexpr, scale_layout: gl.constexpr, tile_layout: gl.constexpr):
+        """One K range of a tile: per step, the activation tile's TMA load and the weight tile's
+        decode into a free shared buffer; returns the step counter."""
+        SB: gl.constexpr = 16 if FMT == 0 else 32
+        raw, scales = _load_step(codes_ptr, scale_ptr, rows, row_ok, code_stride, scale_stride,
+                                 k_begin, k_end, BLOCK_K, SB, code_layout, scale_layout)
+        for k0 in range(k_begin, k_end, BLOCK_K):
+            slot = count % STAGES
+            mbarrier.wait(x_empty.index(slot), ((count // STAGES) & 1) ^ 1)
+            mbarrier.expect(x_ready.index(slot), x_desc.block_type.nbytes)
+            tma.async_copy_global_to_shared(x_desc, [off_m, k0], x_ready.index(slot), x_smem.index(slot))
+            w_tile = _decode_step(raw, scales, FMT, BLOCK_N, BLOCK_K, SB, tile_layout)
+            raw, scales = _load_step(codes_ptr, scale_ptr, rows, row_ok, code_stride, scale_stride,
+                                     k0 + BLOCK_K, k_end, BLOCK_K, SB, code_layout, scale_layout)
+            wslot = count % _W_BUFFERS
+            mbarrier.wait(w_empty.index(wslot), ((count // _W_BUFFERS) & 1) ^ 1)
+            w_smem.index(wslot).store(w_tile)
+            fence_async_shared()
+            mbarrier.arrive(w_ready.index(wslot), count=1)  # after the partition's warps all stored
+            count += 1
+        return count
+
+    @gluon.jit
+    def _ws_producer(x_desc, x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, codes_ptr, scale_ptr,
+                     M, N, K, S, code_stride, scale_stride,
+                     FMT: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr,
+                     GROUP_M: gl.constexpr, PROGRAMS: gl.constexpr, STAGES: gl.constexpr, WARPS: gl.constexpr):
+        """Worker: TMA-loads the activation tiles and, with the packed weight loaded one step ahead,
+        decodes each [BLOCK_N, BLOCK_K] weight tile into a free shared buffer (two threads per
+        weight row), signalling both to the consumer."""
+        code_layout: gl.constexpr = gl.BlockedLayout([1, BLOCK_K // 4], [16, 2], [WARPS, 1], [1, 0])
+        scale_layout: gl.constexpr = gl.BlockedLayout([1, BLOCK_K // (32 if FMT == 0 else 64)], [16, 2],
+                                                      [WARPS, 1], [1, 0])
+        tile_layout: gl.constexpr = gl.BlockedLayout([1, BLOCK_K // 2], [16, 2], [WARPS, 1], [1, 0])
+        k_total = K + (S // 16) * 16
+        count = 0
+        for tile in range(gl.program_id(0), gl.cdiv(M, BLOCK_M) * gl.cdiv(N, BLOCK_N), PROGRAMS):
+            off_m, off_n = _tile_origin(tile, M, N, BLOCK_M, BLOCK_N, GROUP_M)
+            rows = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, tile_layout))
+            row_ok = rows < N
+            count = _ws_producer_range(x_desc, x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, codes_ptr,
+                                       scale_ptr, rows, row_ok, code_stride, scale_stride, off_m, 0, K, count,
+                                       FMT, BLOCK_N, BLOCK_K, STAGES, code_layout, scale_layout, tile_layout)
+            if S > 0:
+                count = _ws_producer_range(x_desc, x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, codes_ptr,
+                                           scale_ptr, rows, row_ok, code_stride, scale_stride, off_m, K, k_total,
+                                           count, FMT, BLOCK_N, BLOCK_K, STAGES, code_layout, scale_layout,
+                                           tile_layout)
+
+    @gluon.jit
+    def _ws_mma_range(acc, x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, k_begin, k_end, count,
+                      BLOCK_K: gl.constexpr, STAGES: gl.constexpr):
+        """acc += the range's steps; every wgmma done on return; frees each step's buffers."""
+        for k0 in range(k_begin, k_end, BLOCK_K):
+            slot = count % STAGES
+            wslot = count % _W_BUFFERS
+            mbarrier.wait(x_ready.index(slot), (count // STAGES) & 1)
+            mbarrier.wait(w_ready.index(wslot), (count // _W_BUFFERS) & 1)
+            acc = warpgroup_mma(x_smem.index(slot), w_smem.index(wslot).permute((1, 0)), acc, is_async=True)
+            acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc,))
+            if k0 > k_begin:  # the step before is complete: its buffers go back to the producers
+                mbarrier.arrive(x_empty.index((count - 1) % STAGES), count=1)
+                mbarrier.arrive(w_empty.index((count - 1) % _W_BUFFERS), count=1)
+            count += 1
+        acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
+        if k_end > k_begin:
+            mbarrier.arrive(x_empty.index((count - 1) % STAGES), count=1)
+            mbarrier.arrive(w_empty.index((count - 1) % _W_BUFFERS), count=1)
+        return acc, count
+
+    @gluon.jit
+    def _ws_consumer(x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, gx_ptr, gr_ptr, gw_ptr, xa_ptr,
+                     b_ptr, out_ptr, M, N, K, S, R, stride_om,
+                     FMT: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr,
+                     GROUP_M: gl.constexpr, PROGRAMS: gl.constexpr, STAGES: gl.constexpr,
+                     HAS_LOWRANK: gl.constexpr, R_PAD: gl.constexpr, WARPS: gl.constexpr):
+        """Default partition: wgmma over the ring and the decoded weight buffers, then the epilogue."""
+        acc_layout: gl.constexpr = gl.NVMMADistributedLayout(
+            version=[3, 0], warps_per_cta=[WARPS, 1], instr_shape=[16, BLOCK_N, 16])
+        k_total = K + (S // 16) * 16
+        count = 0
+        for tile in range(gl.program_id(0), gl.cdiv(M, BLOCK_M) * gl.cdiv(N, BLOCK_N), PROGRAMS):
+            off_m, off_n = _tile_origin(tile, M, N, BLOCK_M, BLOCK_N, GROUP_M)
+            acc = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, acc_layout)
+            acc, count = _ws_mma_range(acc, x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, 0, K, count,
+                                       BLOCK_K, STAGES)
+            g_last = 1.0
+            if FMT == 0:
+                g_x = gl.load(gx_ptr)
+                g_last = g_x
+                if S > 0:
+                    g_last = gl.load(gr_ptr)
+                    acc = acc * gl.div_rn(g_x, g_last)
+            if S > 0:
+                acc, count = _ws_mma_range(acc, x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, K, k_total,
+                                           count, BLOCK_K, STAGES)
+            if FMT == 0:
+                acc = acc * (g_last * gl.load(gw_ptr))
+            offs_m = off_m + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, acc_layout))
+            offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, acc_layout))
+            if HAS_LOWRANK:
+                acc = _add_lowrank(acc, xa_ptr, b_ptr, off_m, off_n, M, N, R, BLOCK_M, BLOCK_N, R_PAD, WARPS)
+            mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
+            gl.store(out_ptr + offs_m[:, None] * stride_om + offs_n[None, :],
+                     acc.to(out_ptr.dtype.element_ty), mask=mask)
+
+    @gluon.jit
+    def _w4a4_wdec_ws_kernel(
+        x_desc, codes_ptr, scale_ptr, gx_ptr, gr_ptr, gw_ptr, xa_ptr, b_ptr, out_ptr,
+        M, N, K, S, R, stride_om, code_stride, scale_stride,
+        FMT: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr,
+        GROUP_M: gl.constexpr, PROGRAMS: gl.constexpr, STAGES: gl.constexpr,
+        HAS_LOWRANK: gl.constexpr, R_PAD: gl.constexpr, DECODER_WARPS: gl.constexpr,
+        DECODER_REGS: gl.constexpr, num_warps: gl.constexpr,
+    ):
+        """Warp-specialized: DECODER_WARPS producer warps that TMA-load the activation and decode
+        the weight into shared memory, and the ``num_warps`` default warps that only issue wgmma
+        and run the epilogue; mbarriers hand each buffer back and forth."""
+        w_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, BLOCK_K], gl.bfloat16)
+        x_smem = gl.allocate_shared_memory(gl.bfloat16, [STAGES, BLOCK_M, BLOCK_K], x_desc.layout)
+        w_smem = gl.allocate_shared_memory(gl.bfloat16, [_W_BUFFERS, BLOCK_N, BLOCK_K], w_layout)
+        x_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        x_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        w_ready = gl.allocate_shared_memory(gl.int64, [_W_BUFFERS, 1], mbarrier.MBarrierLayout())
+        w_empty = gl.allocate_shared_memory(gl.int64, [_W_BUFFERS, 1], mbarrier.MBarrierLayout())
+        for i in gl.static_range(STAGES):
+            mbarrier.init(x_ready.index(i), count=1)
+            mbarrier.init(x_empty.index(i), count=1)
+        for i in gl.static_range(_W_BUFFERS):
+            mbarrier.init(w_ready.index(i), count=1)
+            mbarrier.init(w_empty.index(i), count=1)
+        fence_async_shared()
+        gl.warp_specialize([
+            (_ws_consumer, (x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, gx_ptr, gr_ptr, gw_ptr, xa_ptr,
+                            b_ptr, out_ptr, M, N, K, S, R, stride_om, FMT, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M,
+                            PROGRAMS, STAGES, HAS_LOWRANK, R_PAD, num_warps)),
+            (_ws_producer, (x_desc, x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, codes_ptr, scale_ptr,
+                            M, N, K, S, code_stride, scale_stride, FMT, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M,
+                            PROGRAMS, STAGES, DECODER_WARPS)),
+        ], [DECODER_WARPS], [DECODER_REGS])
+
+
 @functools.cache
 def _x_layout(block_m: int, block_k: int):
     return gl.NVMMASharedLayout.get_default_for([block_m, block_k], gl.bfloat16)
@@ -284,15 +444,21 @@ def launch(x_decoded: torch.Tensor, w_packed: dict[str, torch.Tensor], k: int, s
     programs = w4a4_tma.program_count(out, m, n, cfg)
     has_lowrank = lowrank_xa is not None
     g_x, g_r, g_w = scales
-    _w4a4_wdec_kernel[(programs,)](
-        x_desc, codes, block_scales, g_x, g_r, g_w,
-        lowrank_xa if has_lowrank else out, lowrank_b if has_lowrank else out, out,
-        m, n, k, s, lowrank_xa.shape[1] if has_lowrank else 0, out.stride(0), codes.stride(0),
-        block_scales.stride(0),
-        FMT=fmt_id, BLOCK_M=bm, BLOCK_N=cfg["BLOCK_N"], BLOCK_K=bk, GROUP_M=cfg["GROUP_M"],
-        PROGRAMS=programs, STAGES=stages_that_fit(cfg, r_pad, has_lowrank), HAS_LOWRANK=has_lowrank, R_PAD=r_pad,
-        num_warps=cfg["num_warps"],
-    )
+    args = (x_desc, codes, block_scales, g_x, g_r, g_w,
+            lowrank_xa if has_lowrank else out, lowrank_b if has_lowrank else out, out,
+            m, n, k, s, lowrank_xa.shape[1] if has_lowrank else 0, out.stride(0), codes.stride(0),
+            block_scales.stride(0))
+    meta = {"FMT": fmt_id, "BLOCK_M": bm, "BLOCK_N": cfg["BLOCK_N"], "BLOCK_K": bk, "GROUP_M": cfg["GROUP_M"],
+            "PROGRAMS": programs, "STAGES": stages_that_fit(cfg, r_pad, has_lowrank), "HAS_LOWRANK": has_lowrank,
+            "R_PAD": r_pad, "num_warps": cfg["num_warps"]}
+    if cfg.get("warp_specialized", True):
+        decoder_warps = cfg.get("decoder_warps", 4)
+        # registers per thread that let every warp of the program be resident (multiple of 8)
+        maxnreg = 65536 // (32 * (cfg["num_warps"] + decoder_warps)) // 8 * 8
+        _w4a4_wdec_ws_kernel[(programs,)](*args, **meta, DECODER_WARPS=decoder_warps,
+                                          DECODER_REGS=cfg.get("decoder_regs", 152), maxnreg=maxnreg)
+    else:
+        _w4a4_wdec_kernel[(programs,)](*args, **meta)
     return out
 
 

@@ -134,13 +134,16 @@ def test_weight_decoding_gemm_equals_decoded_path(fmt, m, n, k, s, rank):
     values, same k16 order), incl. ragged M, N and K, ARCQuant's residual range, ARHQ's branch."""
     _, xq, wq, b = _operands(fmt, m, n, k, s, rank, seed=7)
     xa = xq.get("lowrank_xa")
-    cfg = dict(w4a4.default_config(m, n, fmt))
-    inside = w4a4.launch(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, config=dict(cfg, weight_in_gemm=True))
     ref = w4a4.reference(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, out_dtype=torch.float32)
-    assert float((inside.float() - ref).norm() / ref.norm()) < 4e-3  # bf16 output rounding
-    if k % cfg["BLOCK_K"] == 0:  # the TMA kernel runs there: bit for bit
+    for tiles in ({"BLOCK_M": 128, "BLOCK_N": 256}, {"BLOCK_M": 256, "BLOCK_N": 128}):
+        cfg = dict(w4a4.default_config(m, n, fmt), **tiles)
         plain = w4a4.launch(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, config=dict(cfg, weight_in_gemm=False))
-        assert torch.equal(inside, plain)
+        for specialized in (True, False):  # producer/consumer warps, or one partition
+            inside = w4a4.launch(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b,
+                                 config=dict(cfg, weight_in_gemm=True, warp_specialized=specialized))
+            assert float((inside.float() - ref).norm() / ref.norm()) < 4e-3  # bf16 output rounding
+            if k % cfg["BLOCK_K"] == 0:  # the TMA kernel runs there: bit for bit
+                assert torch.equal(inside, plain), (tiles, specialized)
 
 
 @pytest.mark.skipif(DEVICE is None or not torch.cuda.is_available(), reason="the decoded path's GPU kernels")
