@@ -233,7 +233,8 @@ def launch(x_packed: dict[str, torch.Tensor], w_packed: dict[str, torch.Tensor],
         # rows padded to 128 bytes (ARCQuant's K + s is often not a multiple of 64)
         x_operand = decode.decode(x_packed, fmt, row_align=64)
         scales = (g_x, x_packed.get("residual_global_scale", g_x), w_packed.get("global_scale", dummy))
-        if cfg.get("weight_in_gemm") and w4a4_wdec.available(device):  # no bf16 copy of the weight
+        if (cfg.get("weight_in_gemm") and w4a4_wdec.available(device)  # no bf16 copy of the weight
+                and w_packed["codes"].data_ptr() % 16 == 0):
             return w4a4_wdec.launch(x_operand, w_packed, k, s, FORMAT_IDS[fmt], scales,
                                     lowrank_xa if has_lowrank else None, lowrank_b, out, cfg, r_pad)
         w_operand = decode.decode(w_packed, fmt, row_align=64)

@@ -37,6 +37,7 @@ try:  # Gluon ships with triton >= 3.5
     from triton.experimental import gluon
     from triton.experimental.gluon import language as gl
     from triton.experimental.gluon.language.nvidia.hopper import (
+        async_copy,
         fence_async_shared,
         mbarrier,
         tma,
@@ -258,6 +259,8 @@ def stages_that_fit(cfg: dict, r_pad: int, has_lowrank: bool) -> int:
     buffers and ARHQ's operand tiles fit in shared memory."""
     bm, bn, bk = cfg["BLOCK_M"], cfg["BLOCK_N"], cfg["BLOCK_K"]
     fixed = 2 * W_BUFFERS * bn * bk + (2 * (bm + bn) * r_pad if has_lowrank else 0) + 1024
+    if cfg.get("warp_specialized", True):  # the producer's ring of packed codes
+        fixed += cfg.get("code_stages", 4) * bn * bk // 2
     stages = cfg["num_stages"]
     while stages > 2 and fixed + 2 * stages * bm * bk > SHARED_BYTES:
         stages -= 1
@@ -279,36 +282,83 @@ if gluon is not None:
         return pid_m * BLOCK_M, pid_n * BLOCK_N
 
     @gluon.jit
-    def _ws_producer_range(x_desc, x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, codes_ptr, scale_ptr,
-                           rows, row_ok, code_stride, scale_stride, off_m, k_begin, k_end, count,
-                           FMT: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, STAGES: gl.constexpr,
-                           code_layout: gl.constexpr, scale_layout: gl.constexpr, tile_layout: gl.constexpr):
+    def _copy_codes(code_slot, codes_ptr, rows, row_ok, code_stride, k0, k_end, BLOCK_K: gl.constexpr,
+                    code_layout: gl.constexpr):
+        """cp.async of K step ``k0``'s packed codes into one ring slot (masked like ``_load_step``;
+        a step at or past ``k_end`` copies nothing). Each thread later reads back exactly the bytes
+        it copied (same layout), so its own ``wait_group`` orders the two."""
+        # K, K + s and every step start are multiples of 16 elements: rows and steps start on
+        # 8-byte boundaries, which lets each thread copy its bytes in 8-byte pieces
+        byte_cols = gl.max_contiguous(gl.multiple_of(
+            k0 // 2 + gl.arange(0, BLOCK_K // 2, layout=gl.SliceLayout(0, code_layout)), 8), 8)
+        code_rows = gl.convert_layout(rows, gl.SliceLayout(1, code_layout))
+        code_ok = gl.convert_layout(row_ok, gl.SliceLayout(1, code_layout))
+        row_starts = gl.multiple_of(code_rows * code_stride, 8)
+        code_ptrs = codes_ptr + row_starts[:, None] + byte_cols[None, :]
+        if k0 + BLOCK_K <= k_end:
+            async_copy.async_copy_global_to_shared(code_slot, code_ptrs, mask=code_ok[:, None])
+        else:  # K bounds are multiples of 16 elements: the column mask is constant over 8 bytes
+            col_ok = gl.max_constancy(byte_cols < k_end // 2, 8)
+            async_copy.async_copy_global_to_shared(code_slot, code_ptrs, mask=code_ok[:, None] & col_ok[None, :])
+
+    @gluon.jit
+    def _load_scales(scale_ptr, rows, row_ok, scale_stride, k0, k_end, BLOCK_K: gl.constexpr, SB: gl.constexpr,
+                     scale_layout: gl.constexpr):
+        """Raw block scales ``[BN, BLOCK_K/SB]`` of K step ``k0`` (0 past ``k_end``), into registers
+        (a row's scales of one step are 2-4 bytes: below cp.async's 4-byte minimum or alignment)."""
+        scale_cols = k0 // SB + gl.arange(0, BLOCK_K // SB, layout=gl.SliceLayout(0, scale_layout))
+        scale_rows = gl.convert_layout(rows, gl.SliceLayout(1, scale_layout))
+        scale_ok = gl.convert_layout(row_ok, gl.SliceLayout(1, scale_layout))
+        return gl.load(scale_ptr + scale_rows[:, None] * scale_stride + scale_cols[None, :],
+                       mask=scale_ok[:, None] & (scale_cols < k_end // SB)[None, :], other=0)
+
+    @gluon.jit
+    def _ws_producer_range(x_desc, x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, code_ring,
+                           codes_ptr, scale_ptr, rows, row_ok, code_stride, scale_stride, off_m, k_begin, k_end,
+                           count, FMT: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr,
+                           STAGES: gl.constexpr, CODE_STAGES: gl.constexpr, code_layout: gl.constexpr,
+                           scale_layout: gl.constexpr, tile_layout: gl.constexpr):
         """One K range of a tile: per step, the activation tile's TMA load and the weight tile's
-        decode into a free shared buffer; returns the step counter."""
+        decode into a free shared buffer, its packed codes and scales brought CODE_STAGES - 1
+        steps ahead by cp.async; returns the step counter."""
         SB: gl.constexpr = 16 if FMT == 0 else 32
-        raw, scales = _load_step(codes_ptr, scale_ptr, rows, row_ok, code_stride, scale_stride,
-                                 k_begin, k_end, BLOCK_K, SB, code_layout, scale_layout)
-        for k0 in range(k_begin, k_end, BLOCK_K):
+        for j in gl.static_range(CODE_STAGES - 1):
+            _copy_codes(code_ring.index(j), codes_ptr, rows, row_ok, code_stride, k_begin + j * BLOCK_K, k_end,
+                        BLOCK_K, code_layout)
+            async_copy.commit_group()
+        scales_next = _load_scales(scale_ptr, rows, row_ok, scale_stride, k_begin, k_end, BLOCK_K, SB, scale_layout)
+        steps = gl.cdiv(k_end - k_begin, BLOCK_K)
+        for i in range(steps):
+            k0 = k_begin + i * BLOCK_K
+            ahead = (i + CODE_STAGES - 1) % CODE_STAGES  # the slot read in step i - 1
+            _copy_codes(code_ring.index(ahead), codes_ptr, rows, row_ok, code_stride,
+                        k0 + (CODE_STAGES - 1) * BLOCK_K, k_end, BLOCK_K, code_layout)
+            async_copy.commit_group()
+            scales = scales_next
+            scales_next = _load_scales(scale_ptr, rows, row_ok, scale_stride, k0 + BLOCK_K, k_end, BLOCK_K, SB,
+                                       scale_layout)
             slot = count % STAGES
             mbarrier.wait(x_empty.index(slot), ((count // STAGES) & 1) ^ 1)
             mbarrier.expect(x_ready.index(slot), x_desc.block_type.nbytes)
             tma.async_copy_global_to_shared(x_desc, [off_m, k0], x_ready.index(slot), x_smem.index(slot))
+            async_copy.wait_group(CODE_STAGES - 1)  # this thread's copies of step i have landed
+            raw = code_ring.index(i % CODE_STAGES).load(code_layout)
             w_tile = _decode_step(raw, scales, FMT, BLOCK_N, BLOCK_K, SB, tile_layout)
-            raw, scales = _load_step(codes_ptr, scale_ptr, rows, row_ok, code_stride, scale_stride,
-                                     k0 + BLOCK_K, k_end, BLOCK_K, SB, code_layout, scale_layout)
             wslot = count % _W_BUFFERS
             mbarrier.wait(w_empty.index(wslot), ((count // _W_BUFFERS) & 1) ^ 1)
             w_smem.index(wslot).store(w_tile)
             fence_async_shared()
             mbarrier.arrive(w_ready.index(wslot), count=1)  # after the partition's warps all stored
             count += 1
+        async_copy.wait_group(0)
         return count
 
     @gluon.jit
-    def _ws_producer(x_desc, x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, codes_ptr, scale_ptr,
-                     M, N, K, S, code_stride, scale_stride,
+    def _ws_producer(x_desc, x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, code_ring,
+                     codes_ptr, scale_ptr, M, N, K, S, code_stride, scale_stride,
                      FMT: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr,
-                     GROUP_M: gl.constexpr, PROGRAMS: gl.constexpr, STAGES: gl.constexpr, WARPS: gl.constexpr):
+                     GROUP_M: gl.constexpr, PROGRAMS: gl.constexpr, STAGES: gl.constexpr,
+                     CODE_STAGES: gl.constexpr, WARPS: gl.constexpr):
         """Worker: TMA-loads the activation tiles and, with the packed weight loaded one step ahead,
         decodes each [BLOCK_N, BLOCK_K] weight tile into a free shared buffer (two threads per
         weight row), signalling both to the consumer."""
@@ -322,14 +372,15 @@ if gluon is not None:
             off_m, off_n = _tile_origin(tile, M, N, BLOCK_M, BLOCK_N, GROUP_M)
             rows = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, tile_layout))
             row_ok = rows < N
-            count = _ws_producer_range(x_desc, x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, codes_ptr,
-                                       scale_ptr, rows, row_ok, code_stride, scale_stride, off_m, 0, K, count,
-                                       FMT, BLOCK_N, BLOCK_K, STAGES, code_layout, scale_layout, tile_layout)
+            count = _ws_producer_range(x_desc, x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, code_ring,
+                                       codes_ptr, scale_ptr, rows, row_ok, code_stride, scale_stride,
+                                       off_m, 0, K, count, FMT, BLOCK_N, BLOCK_K, STAGES, CODE_STAGES,
+                                       code_layout, scale_layout, tile_layout)
             if S > 0:
-                count = _ws_producer_range(x_desc, x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, codes_ptr,
-                                           scale_ptr, rows, row_ok, code_stride, scale_stride, off_m, K, k_total,
-                                           count, FMT, BLOCK_N, BLOCK_K, STAGES, code_layout, scale_layout,
-                                           tile_layout)
+                count = _ws_producer_range(x_desc, x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, code_ring,
+                                           codes_ptr, scale_ptr, rows, row_ok, code_stride,
+                                           scale_stride, off_m, K, k_total, count, FMT, BLOCK_N, BLOCK_K, STAGES,
+                                           CODE_STAGES, code_layout, scale_layout, tile_layout)
 
     @gluon.jit
     def _ws_mma_range(acc, x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, k_begin, k_end, count,
@@ -395,7 +446,7 @@ if gluon is not None:
         FMT: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr,
         GROUP_M: gl.constexpr, PROGRAMS: gl.constexpr, STAGES: gl.constexpr,
         HAS_LOWRANK: gl.constexpr, R_PAD: gl.constexpr, DECODER_WARPS: gl.constexpr,
-        DECODER_REGS: gl.constexpr, num_warps: gl.constexpr,
+        DECODER_REGS: gl.constexpr, CODE_STAGES: gl.constexpr, num_warps: gl.constexpr,
     ):
         """Warp-specialized: DECODER_WARPS producer warps that TMA-load the activation and decode
         the weight into shared memory, and the ``num_warps`` default warps that only issue wgmma
@@ -413,14 +464,16 @@ if gluon is not None:
         for i in gl.static_range(_W_BUFFERS):
             mbarrier.init(w_ready.index(i), count=1)
             mbarrier.init(w_empty.index(i), count=1)
+        plain: gl.constexpr = gl.SwizzledSharedLayout(vec=1, per_phase=1, max_phase=1, order=[1, 0])
+        code_ring = gl.allocate_shared_memory(gl.uint8, [CODE_STAGES, BLOCK_N, BLOCK_K // 2], plain)
         fence_async_shared()
         gl.warp_specialize([
             (_ws_consumer, (x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, gx_ptr, gr_ptr, gw_ptr, xa_ptr,
                             b_ptr, out_ptr, M, N, K, S, R, stride_om, FMT, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M,
                             PROGRAMS, STAGES, HAS_LOWRANK, R_PAD, num_warps)),
-            (_ws_producer, (x_desc, x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, codes_ptr, scale_ptr,
-                            M, N, K, S, code_stride, scale_stride, FMT, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M,
-                            PROGRAMS, STAGES, DECODER_WARPS)),
+            (_ws_producer, (x_desc, x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, code_ring,
+                            codes_ptr, scale_ptr, M, N, K, S, code_stride, scale_stride, FMT, BLOCK_M, BLOCK_N,
+                            BLOCK_K, GROUP_M, PROGRAMS, STAGES, CODE_STAGES, DECODER_WARPS)),
         ], [DECODER_WARPS], [DECODER_REGS])
 
 
@@ -456,7 +509,8 @@ def launch(x_decoded: torch.Tensor, w_packed: dict[str, torch.Tensor], k: int, s
         # registers per thread that let every warp of the program be resident (multiple of 8)
         maxnreg = 65536 // (32 * (cfg["num_warps"] + decoder_warps)) // 8 * 8
         _w4a4_wdec_ws_kernel[(programs,)](*args, **meta, DECODER_WARPS=decoder_warps,
-                                          DECODER_REGS=cfg.get("decoder_regs", 152), maxnreg=maxnreg)
+                                          DECODER_REGS=cfg.get("decoder_regs", 152),
+                                          CODE_STAGES=cfg.get("code_stages", 4), maxnreg=maxnreg)
     else:
         _w4a4_wdec_kernel[(programs,)](*args, **meta)
     return out
