@@ -255,14 +255,16 @@ SHARED_BYTES = 227 * 1024  # an H100 program's shared memory
 
 
 def stages_that_fit(cfg: dict, r_pad: int, has_lowrank: bool) -> int:
-    """``cfg["num_stages"]``, lowered (to at least 2) until the activation ring, the weight
-    buffers and ARHQ's operand tiles fit in shared memory."""
+    """``cfg["num_stages"]``, lowered (to at least 2) until the buffers fit in shared memory: per
+    stage an activation tile (and, warp-specialized, a decoded weight tile), plus the producer's
+    ring of packed codes, the single-partition kernel's three weight tiles and ARHQ's operand tiles."""
     bm, bn, bk = cfg["BLOCK_M"], cfg["BLOCK_N"], cfg["BLOCK_K"]
-    fixed = 2 * W_BUFFERS * bn * bk + (2 * (bm + bn) * r_pad if has_lowrank else 0) + 1024
-    if cfg.get("warp_specialized", True):  # the producer's ring of packed codes
-        fixed += cfg.get("code_stages", 4) * bn * bk // 2
+    specialized = cfg.get("warp_specialized", True)
+    per_stage = 2 * bm * bk + (2 * bn * bk if specialized else 0)
+    fixed = (2 * (bm + bn) * r_pad if has_lowrank else 0) + 1024
+    fixed += cfg.get("code_stages", 4) * bn * bk // 2 if specialized else 2 * W_BUFFERS * bn * bk
     stages = cfg["num_stages"]
-    while stages > 2 and fixed + 2 * stages * bm * bk > SHARED_BYTES:
+    while stages > 2 and fixed + per_stage * stages > SHARED_BYTES:
         stages -= 1
     return stages
 
@@ -313,7 +315,7 @@ if gluon is not None:
                        mask=scale_ok[:, None] & (scale_cols < k_end // SB)[None, :], other=0)
 
     @gluon.jit
-    def _ws_producer_range(x_desc, x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, code_ring,
+    def _ws_producer_range(x_desc, x_smem, w_smem, ready, empty, code_ring,
                            codes_ptr, scale_ptr, rows, row_ok, code_stride, scale_stride, off_m, k_begin, k_end,
                            count, FMT: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr,
                            STAGES: gl.constexpr, CODE_STAGES: gl.constexpr, code_layout: gl.constexpr,
@@ -338,23 +340,21 @@ if gluon is not None:
             scales_next = _load_scales(scale_ptr, rows, row_ok, scale_stride, k0 + BLOCK_K, k_end, BLOCK_K, SB,
                                        scale_layout)
             slot = count % STAGES
-            mbarrier.wait(x_empty.index(slot), ((count // STAGES) & 1) ^ 1)
-            mbarrier.expect(x_ready.index(slot), x_desc.block_type.nbytes)
-            tma.async_copy_global_to_shared(x_desc, [off_m, k0], x_ready.index(slot), x_smem.index(slot))
+            mbarrier.wait(empty.index(slot), ((count // STAGES) & 1) ^ 1)  # step count - STAGES is done
+            mbarrier.expect(ready.index(slot), x_desc.block_type.nbytes)  # one of ready's two arrivals
+            tma.async_copy_global_to_shared(x_desc, [off_m, k0], ready.index(slot), x_smem.index(slot))
             async_copy.wait_group(CODE_STAGES - 1)  # this thread's copies of step i have landed
             raw = code_ring.index(i % CODE_STAGES).load(code_layout)
             w_tile = _decode_step(raw, scales, FMT, BLOCK_N, BLOCK_K, SB, tile_layout)
-            wslot = count % _W_BUFFERS
-            mbarrier.wait(w_empty.index(wslot), ((count // _W_BUFFERS) & 1) ^ 1)
-            w_smem.index(wslot).store(w_tile)
+            w_smem.index(slot).store(w_tile)
             fence_async_shared()
-            mbarrier.arrive(w_ready.index(wslot), count=1)  # after the partition's warps all stored
+            mbarrier.arrive(ready.index(slot), count=1)  # the other arrival, once all producer warps stored
             count += 1
         async_copy.wait_group(0)
         return count
 
     @gluon.jit
-    def _ws_producer(x_desc, x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, code_ring,
+    def _ws_producer(x_desc, x_smem, w_smem, ready, empty, code_ring,
                      codes_ptr, scale_ptr, M, N, K, S, code_stride, scale_stride,
                      FMT: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr,
                      GROUP_M: gl.constexpr, PROGRAMS: gl.constexpr, STAGES: gl.constexpr,
@@ -372,39 +372,35 @@ if gluon is not None:
             off_m, off_n = _tile_origin(tile, M, N, BLOCK_M, BLOCK_N, GROUP_M)
             rows = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, tile_layout))
             row_ok = rows < N
-            count = _ws_producer_range(x_desc, x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, code_ring,
+            count = _ws_producer_range(x_desc, x_smem, w_smem, ready, empty, code_ring,
                                        codes_ptr, scale_ptr, rows, row_ok, code_stride, scale_stride,
                                        off_m, 0, K, count, FMT, BLOCK_N, BLOCK_K, STAGES, CODE_STAGES,
                                        code_layout, scale_layout, tile_layout)
             if S > 0:
-                count = _ws_producer_range(x_desc, x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, code_ring,
+                count = _ws_producer_range(x_desc, x_smem, w_smem, ready, empty, code_ring,
                                            codes_ptr, scale_ptr, rows, row_ok, code_stride,
                                            scale_stride, off_m, K, k_total, count, FMT, BLOCK_N, BLOCK_K, STAGES,
                                            CODE_STAGES, code_layout, scale_layout, tile_layout)
 
     @gluon.jit
-    def _ws_mma_range(acc, x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, k_begin, k_end, count,
-                      BLOCK_K: gl.constexpr, STAGES: gl.constexpr):
-        """acc += the range's steps; every wgmma done on return; frees each step's buffers."""
+    def _ws_mma_range(acc, x_smem, w_smem, ready, empty, k_begin, k_end, count, BLOCK_K: gl.constexpr,
+                      STAGES: gl.constexpr):
+        """acc += the range's steps; every wgmma done on return; hands each step's slot back."""
         for k0 in range(k_begin, k_end, BLOCK_K):
             slot = count % STAGES
-            wslot = count % _W_BUFFERS
-            mbarrier.wait(x_ready.index(slot), (count // STAGES) & 1)
-            mbarrier.wait(w_ready.index(wslot), (count // _W_BUFFERS) & 1)
-            acc = warpgroup_mma(x_smem.index(slot), w_smem.index(wslot).permute((1, 0)), acc, is_async=True)
+            mbarrier.wait(ready.index(slot), (count // STAGES) & 1)  # activation landed, weight stored
+            acc = warpgroup_mma(x_smem.index(slot), w_smem.index(slot).permute((1, 0)), acc, is_async=True)
             acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc,))
-            if k0 > k_begin:  # the step before is complete: its buffers go back to the producers
-                mbarrier.arrive(x_empty.index((count - 1) % STAGES), count=1)
-                mbarrier.arrive(w_empty.index((count - 1) % _W_BUFFERS), count=1)
+            if k0 > k_begin:  # the step before is complete: its slot goes back to the producers
+                mbarrier.arrive(empty.index((count - 1) % STAGES), count=1)
             count += 1
         acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
         if k_end > k_begin:
-            mbarrier.arrive(x_empty.index((count - 1) % STAGES), count=1)
-            mbarrier.arrive(w_empty.index((count - 1) % _W_BUFFERS), count=1)
+            mbarrier.arrive(empty.index((count - 1) % STAGES), count=1)
         return acc, count
 
     @gluon.jit
-    def _ws_consumer(x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, gx_ptr, gr_ptr, gw_ptr, xa_ptr,
+    def _ws_consumer(x_smem, w_smem, ready, empty, gx_ptr, gr_ptr, gw_ptr, xa_ptr,
                      b_ptr, out_ptr, M, N, K, S, R, stride_om,
                      FMT: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr,
                      GROUP_M: gl.constexpr, PROGRAMS: gl.constexpr, STAGES: gl.constexpr,
@@ -417,7 +413,7 @@ if gluon is not None:
         for tile in range(gl.program_id(0), gl.cdiv(M, BLOCK_M) * gl.cdiv(N, BLOCK_N), PROGRAMS):
             off_m, off_n = _tile_origin(tile, M, N, BLOCK_M, BLOCK_N, GROUP_M)
             acc = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, acc_layout)
-            acc, count = _ws_mma_range(acc, x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, 0, K, count,
+            acc, count = _ws_mma_range(acc, x_smem, w_smem, ready, empty, 0, K, count,
                                        BLOCK_K, STAGES)
             g_last = 1.0
             if FMT == 0:
@@ -427,7 +423,7 @@ if gluon is not None:
                     g_last = gl.load(gr_ptr)
                     acc = acc * gl.div_rn(g_x, g_last)
             if S > 0:
-                acc, count = _ws_mma_range(acc, x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, K, k_total,
+                acc, count = _ws_mma_range(acc, x_smem, w_smem, ready, empty, K, k_total,
                                            count, BLOCK_K, STAGES)
             if FMT == 0:
                 acc = acc * (g_last * gl.load(gw_ptr))
@@ -452,26 +448,24 @@ if gluon is not None:
         the weight into shared memory, and the ``num_warps`` default warps that only issue wgmma
         and run the epilogue; mbarriers hand each buffer back and forth."""
         w_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, BLOCK_K], gl.bfloat16)
+        # one slot per K step in flight: an activation tile and a decoded weight tile; ``ready``
+        # completes when the TMA bytes have landed and the producers have stored the weight
+        # (two arrivals), ``empty`` when the consumer's wgmma on the slot is done
         x_smem = gl.allocate_shared_memory(gl.bfloat16, [STAGES, BLOCK_M, BLOCK_K], x_desc.layout)
-        w_smem = gl.allocate_shared_memory(gl.bfloat16, [_W_BUFFERS, BLOCK_N, BLOCK_K], w_layout)
-        x_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-        x_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-        w_ready = gl.allocate_shared_memory(gl.int64, [_W_BUFFERS, 1], mbarrier.MBarrierLayout())
-        w_empty = gl.allocate_shared_memory(gl.int64, [_W_BUFFERS, 1], mbarrier.MBarrierLayout())
+        w_smem = gl.allocate_shared_memory(gl.bfloat16, [STAGES, BLOCK_N, BLOCK_K], w_layout)
+        ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
         for i in gl.static_range(STAGES):
-            mbarrier.init(x_ready.index(i), count=1)
-            mbarrier.init(x_empty.index(i), count=1)
-        for i in gl.static_range(_W_BUFFERS):
-            mbarrier.init(w_ready.index(i), count=1)
-            mbarrier.init(w_empty.index(i), count=1)
+            mbarrier.init(ready.index(i), count=2)
+            mbarrier.init(empty.index(i), count=1)
         plain: gl.constexpr = gl.SwizzledSharedLayout(vec=1, per_phase=1, max_phase=1, order=[1, 0])
         code_ring = gl.allocate_shared_memory(gl.uint8, [CODE_STAGES, BLOCK_N, BLOCK_K // 2], plain)
         fence_async_shared()
         gl.warp_specialize([
-            (_ws_consumer, (x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, gx_ptr, gr_ptr, gw_ptr, xa_ptr,
+            (_ws_consumer, (x_smem, w_smem, ready, empty, gx_ptr, gr_ptr, gw_ptr, xa_ptr,
                             b_ptr, out_ptr, M, N, K, S, R, stride_om, FMT, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M,
                             PROGRAMS, STAGES, HAS_LOWRANK, R_PAD, num_warps)),
-            (_ws_producer, (x_desc, x_smem, x_ready, x_empty, w_smem, w_ready, w_empty, code_ring,
+            (_ws_producer, (x_desc, x_smem, w_smem, ready, empty, code_ring,
                             codes_ptr, scale_ptr, M, N, K, S, code_stride, scale_stride, FMT, BLOCK_M, BLOCK_N,
                             BLOCK_K, GROUP_M, PROGRAMS, STAGES, CODE_STAGES, DECODER_WARPS)),
         ], [DECODER_WARPS], [DECODER_REGS])

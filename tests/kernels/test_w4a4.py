@@ -160,11 +160,15 @@ def test_decoded_path_with_k_not_a_multiple_of_the_tile():
 def test_weight_in_gemm_shared_memory_and_fallback():
     """The weight-decoding GEMM lowers its ring depth until its buffers fit an H100 program's
     shared memory; where it cannot run (CPU, no Gluon) the decoded path gives the same result."""
-    cfg = {"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 64, "num_stages": 8}
+    cfg = {"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 64, "num_stages": 8, "warp_specialized": False}
     stages = w4a4_wdec.stages_that_fit(cfg, 64, has_lowrank=True)
     used = 2 * (w4a4_wdec.W_BUFFERS * 256 * 64 + stages * 128 * 64 + (128 + 256) * 64) + 1024
     assert 2 <= stages < 8 and used <= w4a4_wdec.SHARED_BYTES
     assert w4a4_wdec.stages_that_fit(dict(cfg, num_stages=3), 64, has_lowrank=False) == 3
+    specialized = dict(cfg, warp_specialized=True, BLOCK_M=256, BLOCK_N=128)  # a weight tile per stage too
+    stages = w4a4_wdec.stages_that_fit(specialized, 64, has_lowrank=False)
+    used = 2 * stages * (256 + 128) * 64 + 4 * 128 * 32 + 1024
+    assert 2 <= stages < 8 and used <= w4a4_wdec.SHARED_BYTES < used + 2 * (256 + 128) * 64
     if not w4a4_wdec.available(torch.device(DEVICE)):
         _, xq, wq, _ = _operands("nvfp4", 260, 24, 256, seed=3)
         cfg = dict(w4a4.default_config(260, 24, "nvfp4"))
