@@ -155,9 +155,10 @@ def default_config(m: int, n: int, fmt: str) -> dict:
     ``path="decoded"`` (NVFP4/MXFP4 with M >= ``DECODED_MIN_M``) decodes each operand once with
     ``decode.py`` and runs a pipelined bf16 GEMM with the same epilogue: on Hopper the persistent
     TMA kernel of ``w4a4_tma.py`` (``"tma": False`` selects the cp.async kernel).
-    ``"weight_in_gemm": True`` (opt-in, Hopper with Gluon) decodes the weight inside the GEMM
-    instead (``w4a4_wdec.py``): same bits, no transient bf16 copy of the weight, but 0.4-0.5x
-    of cuBLAS bf16 against 0.8-0.9x for the default on an H100 (benchmarks/README.md).
+    ``"weight_in_gemm": True`` (opt-in, Hopper with Gluon) decodes the weight inside a
+    warp-specialized GEMM instead (``w4a4_wdec.py``, its own ``DEFAULT_TILES`` unless tiles are
+    given): same bits, no transient bf16 copy of the weight, but slower than the default on an
+    H100 (benchmarks/README.md).
     Large-M fused: 128 x 128 tiles, K step 64, 8 warps capped at 128 registers so two programs
     share an SM; INT4 needs a K step of 128 (one scale group per step).
     """
@@ -198,7 +199,8 @@ def launch(x_packed: dict[str, torch.Tensor], w_packed: dict[str, torch.Tensor],
     "fused" where it does not apply, a requested one raises)."""
     m, n, k = _check(x_packed, w_packed, fmt, s)
     device = x_packed["codes"].device
-    cfg = dict(default_config(m, n, fmt), **(config or {}))
+    tiles = w4a4_wdec.DEFAULT_TILES if (config or {}).get("weight_in_gemm") else {}
+    cfg = {**default_config(m, n, fmt), **tiles, **(config or {})}
     if fmt == "int4" and cfg["BLOCK_K"] != 128:
         raise ValueError(f"int4 needs BLOCK_K=128 (one scale group per tile), got {cfg['BLOCK_K']}")
     path = cfg.get("path", "fused")

@@ -6,20 +6,22 @@ per weight and the GEMM reads them back (at (14336, 4096) on an H100 about 58 us
 ~310 us GEMM), and it is most of what keeps that path below cuBLAS bf16.
 
 This kernel (Gluon, Triton's explicit-layout dialect, triton >= 3.5) reads the weight packed
-(codes uint8 ``(N, (K+s)/2)`` and block scales, see ``block_formats.py``) and, per K step:
+(codes uint8 ``(N, (K+s)/2)`` and block scales, see ``block_formats.py``). It is persistent and
+warp-specialized; each program runs two partitions over the same sequence of K steps:
 
-1. loads the next step's codes and scales into registers (one step ahead, plain loads: any row
-   alignment, so ARCQuant's K + s works too);
-2. decodes this step's ``[BLOCK_N, BLOCK_K]`` weight tile (``e2m1 * block_scale``, exact in
-   bf16) while the previous step's wgmma runs on the tensor cores;
-3. stores it to one of three shared-memory buffers and issues an asynchronous wgmma with the
-   activation tile, which TMA has brought into a ring of ``STAGES`` buffers (the activation is
-   decoded once beforehand by ``decode.py``: it is the small operand at prefill);
-4. waits until at most one wgmma is outstanding, so the step before's buffers are free.
+- 4 producer warps: per step, wait until a slot is free, TMA-load the activation tile into it
+  (the activation is decoded once beforehand by ``decode.py``: the small operand at prefill),
+  take the weight tile's packed codes from a cp.async ring filled three steps ahead (8-byte
+  copies: any row alignment, so ARCQuant's K + s works too) and its scales from registers
+  loaded one step ahead, decode ``e2m1 * block_scale`` (exact in bf16) into the slot's weight
+  buffer, and arrive on the slot's ``ready`` barrier;
+- 8 consumer warps (two warpgroups): wait for ``ready``, issue the asynchronous wgmma, and once
+  the one before has finished hand its slot back through ``empty``; then the epilogue.
 
 The weight tile is the bf16 tensor the decoded path reads and the k16 chunks enter the fp32
 accumulator in the same order, so the output equals the decoded path's bit for bit. The price:
-each weight tile is decoded once per row block of the activation (M / BLOCK_M times).
+each weight tile is decoded once per row block of the activation (M / BLOCK_M times; 256-token
+tiles, ``DEFAULT_TILES``, halve that against the decoded path's 128).
 
 Epilogue as ``w4a4_epilogue.py``: NVFP4 global scales, ARCQuant's rescale between ``[0, K)``
 and ``[K, K + s)``, ARHQ's low-rank branch (one more wgmma from shared memory).
@@ -48,7 +50,7 @@ try:  # Gluon ships with triton >= 3.5
 except ImportError:  # older triton: w4a4.launch keeps the decoded path
     gluon = None
 
-W_BUFFERS = 3  # decoded weight tiles in shared memory: written at step i, read by wgmma i
+DEFAULT_TILES = {"BLOCK_M": 256, "BLOCK_N": 128, "BLOCK_K": 64, "num_warps": 8, "num_stages": 4}
 
 
 def available(device: torch.device) -> bool:
@@ -58,8 +60,6 @@ def available(device: torch.device) -> bool:
 
 if gluon is not None:
     from residq.kernels.triton_codes import FP4_TO_BF16_ASM
-
-    _W_BUFFERS = gl.constexpr(W_BUFFERS)
 
     @gluon.jit
     def _e4m3_value(bits):
@@ -78,30 +78,6 @@ if gluon is not None:
             return gl.where(bits < 1, 2.0**-127, (bits << 23).to(gl.float32, bitcast=True))
 
     @gluon.jit
-    def _load_step(codes_ptr, scale_ptr, rows, row_ok, code_stride, scale_stride, k0, k_end,
-                   BLOCK_K: gl.constexpr, SB: gl.constexpr, code_layout: gl.constexpr,
-                   scale_layout: gl.constexpr):
-        """Codes ``[BN, BLOCK_K/2]`` and raw scales ``[BN, BLOCK_K/SB]`` of K step ``k0``
-        (zeros past ``k_end`` and past the last row: they decode to 0). A whole step masks by
-        row only, so each thread's bytes load as vectors; only a range's partial last step
-        masks columns."""
-        byte_cols = k0 // 2 + gl.arange(0, BLOCK_K // 2, layout=gl.SliceLayout(0, code_layout))
-        code_rows = gl.convert_layout(rows, gl.SliceLayout(1, code_layout))
-        code_ok = gl.convert_layout(row_ok, gl.SliceLayout(1, code_layout))
-        code_ptrs = codes_ptr + code_rows[:, None] * code_stride + byte_cols[None, :]
-        scale_cols = k0 // SB + gl.arange(0, BLOCK_K // SB, layout=gl.SliceLayout(0, scale_layout))
-        scale_rows = gl.convert_layout(rows, gl.SliceLayout(1, scale_layout))
-        scale_ok = gl.convert_layout(row_ok, gl.SliceLayout(1, scale_layout))
-        scale_ptrs = scale_ptr + scale_rows[:, None] * scale_stride + scale_cols[None, :]
-        if k0 + BLOCK_K <= k_end:
-            raw = gl.load(code_ptrs, mask=code_ok[:, None], other=0)
-            scales = gl.load(scale_ptrs, mask=scale_ok[:, None], other=0)
-        else:
-            raw = gl.load(code_ptrs, mask=code_ok[:, None] & (byte_cols < k_end // 2)[None, :], other=0)
-            scales = gl.load(scale_ptrs, mask=scale_ok[:, None] & (scale_cols < k_end // SB)[None, :], other=0)
-        return raw, scales
-
-    @gluon.jit
     def _decode_step(raw, scales, FMT: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr,
                      SB: gl.constexpr, tile_layout: gl.constexpr):
         """``[BN, BLOCK_K]`` bf16 ``e2m1 * block_scale`` in K order from codes and raw scales."""
@@ -114,48 +90,6 @@ if gluon is not None:
         step = gl.convert_layout(step, gl.SliceLayout(2, grouped.type.layout))
         grouped = grouped * gl.expand_dims(step, 2)  # bf16 products are exact
         return gl.convert_layout(gl.reshape(grouped, [BLOCK_N, BLOCK_K]), tile_layout)
-
-    @gluon.jit
-    def _k_range(acc, x_desc, x_smem, ready, w_smem, codes_ptr, scale_ptr, rows, row_ok,
-                 code_stride, scale_stride, off_m, k_begin, k_end, step_count,
-                 FMT: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr,
-                 STAGES: gl.constexpr, code_layout: gl.constexpr, scale_layout: gl.constexpr,
-                 tile_layout: gl.constexpr):
-        """acc += ``X[off_m:, k] @ decode(W[rows, k])^T`` for k in ``[k_begin, k_end)``.
-
-        ``step_count`` numbers the K steps across calls (ring slot and mbarrier phase); returns
-        ``(acc, step_count)`` with every wgmma complete."""
-        SB: gl.constexpr = 16 if FMT == 0 else 32
-        steps = gl.cdiv(k_end - k_begin, BLOCK_K)
-        for j in gl.static_range(STAGES - 2):  # activation tiles ahead of the first wgmma
-            if j < steps:
-                slot = (step_count + j) % STAGES
-                mbarrier.expect(ready.index(slot), x_desc.block_type.nbytes)
-                tma.async_copy_global_to_shared(x_desc, [off_m, k_begin + j * BLOCK_K],
-                                                ready.index(slot), x_smem.index(slot))
-        raw, scales = _load_step(codes_ptr, scale_ptr, rows, row_ok, code_stride, scale_stride,
-                                 k_begin, k_end, BLOCK_K, SB, code_layout, scale_layout)
-        for j in range(steps):
-            count = step_count + j
-            w_tile = _decode_step(raw, scales, FMT, BLOCK_N, BLOCK_K, SB, tile_layout)
-            raw, scales = _load_step(codes_ptr, scale_ptr, rows, row_ok, code_stride, scale_stride,
-                                     k_begin + (j + 1) * BLOCK_K, k_end, BLOCK_K, SB, code_layout,
-                                     scale_layout)
-            w_buffer = w_smem.index(count % _W_BUFFERS)
-            w_buffer.store(w_tile)  # its last reader, wgmma count - 3, finished in both warpgroups
-            fence_async_shared()
-            gl.thread_barrier()  # every warp's part of the tile is written; wgmma count - 2 done
-            if j + STAGES - 2 < steps:  # refill the slot of step count - 2 (its wgmma is done)
-                slot = (count + STAGES - 2) % STAGES
-                mbarrier.expect(ready.index(slot), x_desc.block_type.nbytes)
-                tma.async_copy_global_to_shared(x_desc, [off_m, k_begin + (j + STAGES - 2) * BLOCK_K],
-                                                ready.index(slot), x_smem.index(slot))
-            slot = count % STAGES
-            mbarrier.wait(ready.index(slot), (count // STAGES) & 1)
-            acc = warpgroup_mma(x_smem.index(slot), w_buffer.permute((1, 0)), acc, is_async=True)
-            acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc,))
-        acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
-        return acc, step_count + steps
 
     @gluon.jit
     def _add_lowrank(acc, xa_ptr, b_ptr, off_m, off_n, M, N, R, BLOCK_M: gl.constexpr,
@@ -180,75 +114,6 @@ if gluon is not None:
         acc = warpgroup_mma(xa_smem, b_smem.permute((1, 0)), acc, is_async=True)
         return warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
 
-    @gluon.jit
-    def _w4a4_wdec_kernel(
-        x_desc, codes_ptr, scale_ptr, gx_ptr, gr_ptr, gw_ptr, xa_ptr, b_ptr, out_ptr,
-        M, N, K, S, R, stride_om, code_stride, scale_stride,
-        FMT: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr,
-        GROUP_M: gl.constexpr, PROGRAMS: gl.constexpr, STAGES: gl.constexpr,
-        HAS_LOWRANK: gl.constexpr, R_PAD: gl.constexpr, num_warps: gl.constexpr,
-    ):
-        acc_layout: gl.constexpr = gl.NVMMADistributedLayout(
-            version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, BLOCK_N, 16])
-        # two threads per weight row, each with half of the step's columns: its codes (16-byte
-        # vectors), their scales and the decoded values stay in-thread
-        code_layout: gl.constexpr = gl.BlockedLayout([1, BLOCK_K // 4], [16, 2], [num_warps, 1], [1, 0])
-        scale_layout: gl.constexpr = gl.BlockedLayout([1, BLOCK_K // (32 if FMT == 0 else 64)], [16, 2],
-                                                      [num_warps, 1], [1, 0])
-        tile_layout: gl.constexpr = gl.BlockedLayout([1, BLOCK_K // 2], [16, 2], [num_warps, 1], [1, 0])
-        row_layout: gl.constexpr = gl.SliceLayout(1, tile_layout)
-        w_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, BLOCK_K], gl.bfloat16)
-
-        x_smem = gl.allocate_shared_memory(gl.bfloat16, [STAGES, BLOCK_M, BLOCK_K], x_desc.layout)
-        w_smem = gl.allocate_shared_memory(gl.bfloat16, [_W_BUFFERS, BLOCK_N, BLOCK_K], w_layout)
-        ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-        for i in gl.static_range(STAGES):
-            mbarrier.init(ready.index(i), count=1)
-
-        tiles_m = gl.cdiv(M, BLOCK_M)
-        tiles_n = gl.cdiv(N, BLOCK_N)
-        k_total = K + (S // 16) * 16
-        step_count = 0
-        for tile in range(gl.program_id(0), tiles_m * tiles_n, PROGRAMS):
-            group = tile // (GROUP_M * tiles_n)
-            first_m = group * GROUP_M
-            group_rows = gl.minimum(tiles_m - first_m, GROUP_M)
-            pid_m = first_m + (tile % (GROUP_M * tiles_n)) % group_rows
-            pid_n = (tile % (GROUP_M * tiles_n)) // group_rows
-            off_m = pid_m * BLOCK_M
-            rows = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=row_layout)
-            row_ok = rows < N
-            gl.thread_barrier()  # the previous tile's wgmmas are done in every warpgroup
-            acc = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, acc_layout)
-            acc, step_count = _k_range(acc, x_desc, x_smem, ready, w_smem, codes_ptr, scale_ptr, rows,
-                                       row_ok, code_stride, scale_stride, off_m, 0, K, step_count,
-                                       FMT, BLOCK_N, BLOCK_K, STAGES, code_layout, scale_layout,
-                                       tile_layout)
-            g_last = 1.0
-            if FMT == 0:
-                g_x = gl.load(gx_ptr)
-                g_last = g_x
-                if S > 0:
-                    g_last = gl.load(gr_ptr)
-                    acc = acc * gl.div_rn(g_x, g_last)
-            if S > 0:
-                gl.thread_barrier()
-                acc, step_count = _k_range(acc, x_desc, x_smem, ready, w_smem, codes_ptr, scale_ptr,
-                                           rows, row_ok, code_stride, scale_stride, off_m, K, k_total,
-                                           step_count, FMT, BLOCK_N, BLOCK_K, STAGES, code_layout,
-                                           scale_layout, tile_layout)
-            if FMT == 0:
-                acc = acc * (g_last * gl.load(gw_ptr))
-            offs_m = off_m + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, acc_layout))
-            offs_n = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, acc_layout))
-            if HAS_LOWRANK:  # ARHQ: acc += (X A)[offs_m] @ B[offs_n]^T on the tensor cores
-                acc = _add_lowrank(acc, xa_ptr, b_ptr, off_m, pid_n * BLOCK_N, M, N, R, BLOCK_M, BLOCK_N,
-                                   R_PAD, num_warps)
-            mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
-            gl.store(out_ptr + offs_m[:, None] * stride_om + offs_n[None, :],
-                     acc.to(out_ptr.dtype.element_ty), mask=mask)
-        for i in gl.static_range(STAGES):
-            mbarrier.invalidate(ready.index(i))
 
 
 SHARED_BYTES = 227 * 1024  # an H100 program's shared memory
@@ -256,13 +121,11 @@ SHARED_BYTES = 227 * 1024  # an H100 program's shared memory
 
 def stages_that_fit(cfg: dict, r_pad: int, has_lowrank: bool) -> int:
     """``cfg["num_stages"]``, lowered (to at least 2) until the buffers fit in shared memory: per
-    stage an activation tile (and, warp-specialized, a decoded weight tile), plus the producer's
-    ring of packed codes, the single-partition kernel's three weight tiles and ARHQ's operand tiles."""
+    stage an activation tile and a decoded weight tile, plus the producers' ring of packed codes
+    and ARHQ's operand tiles."""
     bm, bn, bk = cfg["BLOCK_M"], cfg["BLOCK_N"], cfg["BLOCK_K"]
-    specialized = cfg.get("warp_specialized", True)
-    per_stage = 2 * bm * bk + (2 * bn * bk if specialized else 0)
-    fixed = (2 * (bm + bn) * r_pad if has_lowrank else 0) + 1024
-    fixed += cfg.get("code_stages", 4) * bn * bk // 2 if specialized else 2 * W_BUFFERS * bn * bk
+    per_stage = 2 * (bm + bn) * bk
+    fixed = cfg.get("code_stages", 4) * bn * bk // 2 + (2 * (bm + bn) * r_pad if has_lowrank else 0) + 1024
     stages = cfg["num_stages"]
     while stages > 2 and fixed + per_stage * stages > SHARED_BYTES:
         stages -= 1
@@ -286,9 +149,10 @@ if gluon is not None:
     @gluon.jit
     def _copy_codes(code_slot, codes_ptr, rows, row_ok, code_stride, k0, k_end, BLOCK_K: gl.constexpr,
                     code_layout: gl.constexpr):
-        """cp.async of K step ``k0``'s packed codes into one ring slot (masked like ``_load_step``;
-        a step at or past ``k_end`` copies nothing). Each thread later reads back exactly the bytes
-        it copied (same layout), so its own ``wait_group`` orders the two."""
+        """cp.async of K step ``k0``'s packed codes into one ring slot, masked by row (and by column
+        in a range's partial last step; a step at or past ``k_end`` copies nothing). Each thread
+        later reads back exactly the bytes it copied (same layout), so its own ``wait_group``
+        orders the two."""
         # K, K + s and every step start are multiples of 16 elements: rows and steps start on
         # 8-byte boundaries, which lets each thread copy its bytes in 8-byte pieces
         byte_cols = gl.max_contiguous(gl.multiple_of(
@@ -498,15 +362,12 @@ def launch(x_decoded: torch.Tensor, w_packed: dict[str, torch.Tensor], k: int, s
     meta = {"FMT": fmt_id, "BLOCK_M": bm, "BLOCK_N": cfg["BLOCK_N"], "BLOCK_K": bk, "GROUP_M": cfg["GROUP_M"],
             "PROGRAMS": programs, "STAGES": stages_that_fit(cfg, r_pad, has_lowrank), "HAS_LOWRANK": has_lowrank,
             "R_PAD": r_pad, "num_warps": cfg["num_warps"]}
-    if cfg.get("warp_specialized", True):
-        decoder_warps = cfg.get("decoder_warps", 4)
-        # registers per thread that let every warp of the program be resident (multiple of 8)
-        maxnreg = 65536 // (32 * (cfg["num_warps"] + decoder_warps)) // 8 * 8
-        _w4a4_wdec_ws_kernel[(programs,)](*args, **meta, DECODER_WARPS=decoder_warps,
-                                          DECODER_REGS=cfg.get("decoder_regs", 152),
-                                          CODE_STAGES=cfg.get("code_stages", 4), maxnreg=maxnreg)
-    else:
-        _w4a4_wdec_kernel[(programs,)](*args, **meta)
+    decoder_warps = cfg.get("decoder_warps", 4)
+    # registers per thread that let every warp of the program be resident (multiple of 8)
+    maxnreg = 65536 // (32 * (cfg["num_warps"] + decoder_warps)) // 8 * 8
+    _w4a4_wdec_ws_kernel[(programs,)](*args, **meta, DECODER_WARPS=decoder_warps,
+                                      DECODER_REGS=cfg.get("decoder_regs", 152),
+                                      CODE_STAGES=cfg.get("code_stages", 4), maxnreg=maxnreg)
     return out
 
 

@@ -135,15 +135,13 @@ def test_weight_decoding_gemm_equals_decoded_path(fmt, m, n, k, s, rank):
     _, xq, wq, b = _operands(fmt, m, n, k, s, rank, seed=7)
     xa = xq.get("lowrank_xa")
     ref = w4a4.reference(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, out_dtype=torch.float32)
-    for tiles in ({"BLOCK_M": 128, "BLOCK_N": 256}, {"BLOCK_M": 256, "BLOCK_N": 128}):
-        cfg = dict(w4a4.default_config(m, n, fmt), **tiles)
+    for tiles in ({}, {"BLOCK_M": 128, "BLOCK_N": 256}):  # the kernel's own default, the decoded path's
+        cfg = dict(w4a4.default_config(m, n, fmt), **(tiles or w4a4_wdec.DEFAULT_TILES))
         plain = w4a4.launch(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, config=dict(cfg, weight_in_gemm=False))
-        for specialized in (True, False):  # producer/consumer warps, or one partition
-            inside = w4a4.launch(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b,
-                                 config=dict(cfg, weight_in_gemm=True, warp_specialized=specialized))
-            assert float((inside.float() - ref).norm() / ref.norm()) < 4e-3  # bf16 output rounding
-            if k % cfg["BLOCK_K"] == 0:  # the TMA kernel runs there: bit for bit
-                assert torch.equal(inside, plain), (tiles, specialized)
+        inside = w4a4.launch(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, config=dict(tiles, weight_in_gemm=True))
+        assert float((inside.float() - ref).norm() / ref.norm()) < 4e-3  # bf16 output rounding
+        if k % cfg["BLOCK_K"] == 0:  # the TMA kernel runs there: bit for bit
+            assert torch.equal(inside, plain), tiles
 
 
 @pytest.mark.skipif(DEVICE is None or not torch.cuda.is_available(), reason="the decoded path's GPU kernels")
@@ -159,16 +157,13 @@ def test_decoded_path_with_k_not_a_multiple_of_the_tile():
 
 def test_weight_in_gemm_shared_memory_and_fallback():
     """The weight-decoding GEMM lowers its ring depth until its buffers fit an H100 program's
-    shared memory; where it cannot run (CPU, no Gluon) the decoded path gives the same result."""
-    cfg = {"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 64, "num_stages": 8, "warp_specialized": False}
+    shared memory (and no further); where it cannot run (CPU, no Gluon) the decoded path gives
+    the same result."""
+    cfg = dict(w4a4_wdec.DEFAULT_TILES, num_stages=8)
     stages = w4a4_wdec.stages_that_fit(cfg, 64, has_lowrank=True)
-    used = 2 * (w4a4_wdec.W_BUFFERS * 256 * 64 + stages * 128 * 64 + (128 + 256) * 64) + 1024
-    assert 2 <= stages < 8 and used <= w4a4_wdec.SHARED_BYTES
-    assert w4a4_wdec.stages_that_fit(dict(cfg, num_stages=3), 64, has_lowrank=False) == 3
-    specialized = dict(cfg, warp_specialized=True, BLOCK_M=256, BLOCK_N=128)  # a weight tile per stage too
-    stages = w4a4_wdec.stages_that_fit(specialized, 64, has_lowrank=False)
-    used = 2 * stages * (256 + 128) * 64 + 4 * 128 * 32 + 1024
+    used = 2 * stages * (256 + 128) * 64 + 4 * 128 * 32 + 2 * (256 + 128) * 64 + 1024
     assert 2 <= stages < 8 and used <= w4a4_wdec.SHARED_BYTES < used + 2 * (256 + 128) * 64
+    assert w4a4_wdec.stages_that_fit(dict(cfg, num_stages=3), 64, has_lowrank=False) == 3
     if not w4a4_wdec.available(torch.device(DEVICE)):
         _, xq, wq, _ = _operands("nvfp4", 260, 24, 256, seed=3)
         cfg = dict(w4a4.default_config(260, 24, "nvfp4"))
