@@ -158,13 +158,15 @@ class Bench:
                      (128, 128, 64, 8, 4, 128, "fused")]
             # the weight decoded inside the GEMM (w4a4_wdec.py): ring depth, tile width
             # (warp-specialized: 4 producer warps decode, the 8 default warps only issue wgmma)
-            tiles += [(256, 128, 64, 8, 4, None, "wdec"), (256, 128, 64, 8, 3, None, "wdec"),
-                      (128, 256, 64, 8, 4, None, "wdec")]
+            # ("wdec8": 8 producer warps for one consumer warpgroup)
+            tiles += [(256, 128, 64, 8, 4, None, "wdec"), (128, 256, 64, 8, 4, None, "wdec"),
+                      (128, 128, 64, 4, 4, None, "wdec8"), (128, 128, 64, 4, 6, None, "wdec8")]
         keys = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "num_warps", "num_stages", "maxnreg", "path")
         cfgs = [dict(zip(keys, t), GROUP_M=8) for t in tiles]
         for cfg in cfgs:
-            if cfg["path"] == "wdec":
-                cfg.update(path="decoded", weight_in_gemm=True)
+            if cfg["path"].startswith("wdec"):
+                producers = {"decoder_warps": 8, "decoder_regs": 160} if cfg["path"] == "wdec8" else {}
+                cfg.update(path="decoded", weight_in_gemm=True, **producers)
         return cfgs if self.args.sweep else cfgs[:1]
 
     def run_w4a4(self, fmt, m, n, k, s=0, rank=0, cfg_choice=None):
