@@ -135,7 +135,8 @@ def test_weight_decoding_gemm_equals_decoded_path(fmt, m, n, k, s, rank):
     _, xq, wq, b = _operands(fmt, m, n, k, s, rank, seed=7)
     xa = xq.get("lowrank_xa")
     ref = w4a4.reference(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, out_dtype=torch.float32)
-    for tiles in ({}, {"BLOCK_M": 128, "BLOCK_N": 256}):  # the kernel's own default, the decoded path's
+    for tiles in ({}, {"BLOCK_M": 128, "BLOCK_N": 256},  # the kernel's own default, the decoded path's,
+                  {"BLOCK_M": 128, "BLOCK_N": 128, "num_warps": 4, "decoder_warps": 8, "decoder_regs": 160}):
         cfg = dict(w4a4.default_config(m, n, fmt), **(tiles or w4a4_wdec.DEFAULT_TILES))
         plain = w4a4.launch(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, config=dict(cfg, weight_in_gemm=False))
         inside = w4a4.launch(xq, wq, fmt, s=s, lowrank_xa=xa, lowrank_b=b, config=dict(tiles, weight_in_gemm=True))
