@@ -125,7 +125,7 @@ def stages_that_fit(cfg: dict, r_pad: int, has_lowrank: bool) -> int:
     and ARHQ's operand tiles."""
     bm, bn, bk = cfg["BLOCK_M"], cfg["BLOCK_N"], cfg["BLOCK_K"]
     per_stage = 2 * (bm + bn) * bk
-    fixed = cfg.get("code_stages", 6) * bn * bk // 2 + (2 * (bm + bn) * r_pad if has_lowrank else 0) + 1024
+    fixed = cfg.get("code_stages", 4) * bn * bk // 2 + (2 * (bm + bn) * r_pad if has_lowrank else 0) + 1024
     stages = cfg["num_stages"]
     while stages > 2 and fixed + per_stage * stages > SHARED_BYTES:
         stages -= 1
@@ -145,12 +145,6 @@ if gluon is not None:
         pid_m = first_m + (tile % (GROUP_M * tiles_n)) % group_rows
         pid_n = (tile % (GROUP_M * tiles_n)) // group_rows
         return pid_m * BLOCK_M, pid_n * BLOCK_N
-
-    @gluon.jit
-    def _range_steps(k_begin, k_end, BLOCK_K: gl.constexpr):
-        """K steps the producers and the consumer run over ``[k_begin, k_end)``: rounded up to
-        an even count (the producers work in pairs; a padding step adds zeros)."""
-        return 2 * gl.cdiv(gl.cdiv(k_end - k_begin, BLOCK_K), 2)
 
     @gluon.jit
     def _copy_codes(code_slot, codes_ptr, rows, row_ok, code_stride, k0, k_end, BLOCK_K: gl.constexpr,
@@ -190,53 +184,36 @@ if gluon is not None:
                            count, FMT: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr,
                            STAGES: gl.constexpr, CODE_STAGES: gl.constexpr, code_layout: gl.constexpr,
                            scale_layout: gl.constexpr, tile_layout: gl.constexpr):
-        """One K range of a tile, two K steps per round (their loads, decodes and stores
-        interleave): the activation tiles' TMA loads and the weight tiles' decodes into the steps'
-        slots, the packed codes brought by cp.async CODE_STAGES - 2 steps ahead, the scales one
-        round ahead. An odd step count gets one more step with zero scales (it decodes to zeros,
-        and the consumer runs it too, see ``_range_steps``). Returns the step counter."""
+        """One K range of a tile: per step, the activation tile's TMA load and the weight tile's
+        decode into a free shared buffer, its packed codes and scales brought CODE_STAGES - 1
+        steps ahead by cp.async; returns the step counter."""
         SB: gl.constexpr = 16 if FMT == 0 else 32
-        for j in gl.static_range(0, CODE_STAGES - 2, 2):
+        for j in gl.static_range(CODE_STAGES - 1):
             _copy_codes(code_ring.index(j), codes_ptr, rows, row_ok, code_stride, k_begin + j * BLOCK_K, k_end,
                         BLOCK_K, code_layout)
-            _copy_codes(code_ring.index(j + 1), codes_ptr, rows, row_ok, code_stride, k_begin + (j + 1) * BLOCK_K,
-                        k_end, BLOCK_K, code_layout)
             async_copy.commit_group()
-        next_a = _load_scales(scale_ptr, rows, row_ok, scale_stride, k_begin, k_end, BLOCK_K, SB, scale_layout)
-        next_b = _load_scales(scale_ptr, rows, row_ok, scale_stride, k_begin + BLOCK_K, k_end, BLOCK_K, SB,
-                              scale_layout)
-        for i in range(0, _range_steps(k_begin, k_end, BLOCK_K), 2):
+        scales_next = _load_scales(scale_ptr, rows, row_ok, scale_stride, k_begin, k_end, BLOCK_K, SB, scale_layout)
+        steps = gl.cdiv(k_end - k_begin, BLOCK_K)
+        for i in range(steps):
             k0 = k_begin + i * BLOCK_K
-            _copy_codes(code_ring.index((i + CODE_STAGES - 2) % CODE_STAGES), codes_ptr, rows, row_ok, code_stride,
-                        k0 + (CODE_STAGES - 2) * BLOCK_K, k_end, BLOCK_K, code_layout)
-            _copy_codes(code_ring.index((i + CODE_STAGES - 1) % CODE_STAGES), codes_ptr, rows, row_ok, code_stride,
+            ahead = (i + CODE_STAGES - 1) % CODE_STAGES  # the slot read in step i - 1
+            _copy_codes(code_ring.index(ahead), codes_ptr, rows, row_ok, code_stride,
                         k0 + (CODE_STAGES - 1) * BLOCK_K, k_end, BLOCK_K, code_layout)
             async_copy.commit_group()
-            scales_a = next_a
-            scales_b = next_b
-            next_a = _load_scales(scale_ptr, rows, row_ok, scale_stride, k0 + 2 * BLOCK_K, k_end, BLOCK_K, SB,
-                                  scale_layout)
-            next_b = _load_scales(scale_ptr, rows, row_ok, scale_stride, k0 + 3 * BLOCK_K, k_end, BLOCK_K, SB,
-                                  scale_layout)
-            slot_a = count % STAGES
-            slot_b = (count + 1) % STAGES
-            mbarrier.wait(empty.index(slot_a), ((count // STAGES) & 1) ^ 1)  # step count - STAGES is done
-            mbarrier.expect(ready.index(slot_a), x_desc.block_type.nbytes)  # one of ready's two arrivals
-            tma.async_copy_global_to_shared(x_desc, [off_m, k0], ready.index(slot_a), x_smem.index(slot_a))
-            mbarrier.wait(empty.index(slot_b), (((count + 1) // STAGES) & 1) ^ 1)
-            mbarrier.expect(ready.index(slot_b), x_desc.block_type.nbytes)
-            tma.async_copy_global_to_shared(x_desc, [off_m, k0 + BLOCK_K], ready.index(slot_b), x_smem.index(slot_b))
-            async_copy.wait_group((CODE_STAGES - 2) // 2)  # this thread's copies of this round have landed
-            raw_a = code_ring.index(i % CODE_STAGES).load(code_layout)
-            raw_b = code_ring.index((i + 1) % CODE_STAGES).load(code_layout)
-            tile_a = _decode_step(raw_a, scales_a, FMT, BLOCK_N, BLOCK_K, SB, tile_layout)
-            tile_b = _decode_step(raw_b, scales_b, FMT, BLOCK_N, BLOCK_K, SB, tile_layout)
-            w_smem.index(slot_a).store(tile_a)
-            w_smem.index(slot_b).store(tile_b)
+            scales = scales_next
+            scales_next = _load_scales(scale_ptr, rows, row_ok, scale_stride, k0 + BLOCK_K, k_end, BLOCK_K, SB,
+                                       scale_layout)
+            slot = count % STAGES
+            mbarrier.wait(empty.index(slot), ((count // STAGES) & 1) ^ 1)  # step count - STAGES is done
+            mbarrier.expect(ready.index(slot), x_desc.block_type.nbytes)  # one of ready's two arrivals
+            tma.async_copy_global_to_shared(x_desc, [off_m, k0], ready.index(slot), x_smem.index(slot))
+            async_copy.wait_group(CODE_STAGES - 1)  # this thread's copies of step i have landed
+            raw = code_ring.index(i % CODE_STAGES).load(code_layout)
+            w_tile = _decode_step(raw, scales, FMT, BLOCK_N, BLOCK_K, SB, tile_layout)
+            w_smem.index(slot).store(w_tile)
             fence_async_shared()
-            mbarrier.arrive(ready.index(slot_a), count=1)  # the other arrival, once all producer warps stored
-            mbarrier.arrive(ready.index(slot_b), count=1)
-            count += 2
+            mbarrier.arrive(ready.index(slot), count=1)  # the other arrival, once all producer warps stored
+            count += 1
         async_copy.wait_group(0)
         return count
 
@@ -273,12 +250,12 @@ if gluon is not None:
     def _ws_mma_range(acc, x_smem, w_smem, ready, empty, k_begin, k_end, count, BLOCK_K: gl.constexpr,
                       STAGES: gl.constexpr):
         """acc += the range's steps; every wgmma done on return; hands each step's slot back."""
-        for i in range(_range_steps(k_begin, k_end, BLOCK_K)):
+        for k0 in range(k_begin, k_end, BLOCK_K):
             slot = count % STAGES
             mbarrier.wait(ready.index(slot), (count // STAGES) & 1)  # activation landed, weight stored
             acc = warpgroup_mma(x_smem.index(slot), w_smem.index(slot).permute((1, 0)), acc, is_async=True)
             acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc,))
-            if i > 0:  # the step before is complete: its slot goes back to the producers
+            if k0 > k_begin:  # the step before is complete: its slot goes back to the producers
                 mbarrier.arrive(empty.index((count - 1) % STAGES), count=1)
             count += 1
         acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
@@ -390,7 +367,7 @@ def launch(x_decoded: torch.Tensor, w_packed: dict[str, torch.Tensor], k: int, s
     maxnreg = 65536 // (32 * (cfg["num_warps"] + decoder_warps)) // 8 * 8
     _w4a4_wdec_ws_kernel[(programs,)](*args, **meta, DECODER_WARPS=decoder_warps,
                                       DECODER_REGS=cfg.get("decoder_regs", 152),
-                                      CODE_STAGES=cfg.get("code_stages", 6), maxnreg=maxnreg)
+                                      CODE_STAGES=cfg.get("code_stages", 4), maxnreg=maxnreg)
     return out
 
 

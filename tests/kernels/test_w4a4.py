@@ -162,7 +162,7 @@ def test_weight_in_gemm_shared_memory_and_fallback():
     the same result."""
     cfg = dict(w4a4_wdec.DEFAULT_TILES, num_stages=8)
     stages = w4a4_wdec.stages_that_fit(cfg, 64, has_lowrank=True)
-    used = 2 * stages * (256 + 128) * 64 + 6 * 128 * 32 + 2 * (256 + 128) * 64 + 1024
+    used = 2 * stages * (256 + 128) * 64 + 4 * 128 * 32 + 2 * (256 + 128) * 64 + 1024
     assert 2 <= stages < 8 and used <= w4a4_wdec.SHARED_BYTES < used + 2 * (256 + 128) * 64
     assert w4a4_wdec.stages_that_fit(dict(cfg, num_stages=3), 64, has_lowrank=False) == 3
     if not w4a4_wdec.available(torch.device(DEVICE)):
