@@ -142,7 +142,7 @@ def w4a4_paths_section() -> list[str]:
               f"benchmarks/results/w4a4-sweep-h100.json` on {data.get('device')} ({data.get('date')}): NVFP4, the "
               "fastest configuration of each path, microseconds (speed-up vs cuBLAS bf16 in the same run). "
               "`decoded`: both operands decoded to bf16 once, then a TMA GEMM (the default); `weight in GEMM`: "
-              "the weight decoded tile by tile inside the GEMM (`w4a4_wdec.py`, opt-in); `fused`: both decoded "
+              "the weight decoded tile by tile inside a warp-specialized GEMM (`w4a4_wdec.py`, opt-in); `fused`: both decoded "
               "in registers."), "",
              "| N x K | cuBLAS bf16 | " + " | ".join(paths) + " |", "|---|---|" + "---|" * len(paths)]
     for (n, k), times in sorted(best.items()):
