@@ -23,8 +23,9 @@ accumulator in the same order, so the output equals the decoded path's bit for b
 each weight tile is decoded once per row block of the activation (M / BLOCK_M times; 256-token
 tiles, ``DEFAULT_TILES``, halve that against the decoded path's 128).
 
-Epilogue as ``w4a4_epilogue.py``: NVFP4 global scales, ARCQuant's rescale between ``[0, K)``
-and ``[K, K + s)``, ARHQ's low-rank branch (one more wgmma from shared memory).
+Tile order and epilogue from ``w4a4_epilogue.py`` (Gluon calls those Triton functions): NVFP4
+global scales, ARCQuant's rescale between ``[0, K)`` and ``[K, K + s)``; ARHQ's low-rank branch
+is one more wgmma from shared memory.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import functools
 import torch
 
 from residq.kernels import w4a4_tma
+from residq.kernels.w4a4_epilogue import after_k_ranges, before_residual_range, grouped_tile
 
 try:  # Gluon ships with triton >= 3.5
     from triton.experimental import gluon
@@ -59,23 +61,7 @@ def available(device: torch.device) -> bool:
 
 
 if gluon is not None:
-    from residq.kernels.triton_codes import FP4_TO_BF16_ASM
-
-    @gluon.jit
-    def _e4m3_value(bits):
-        exponent = (bits >> 3) & 15
-        mantissa = bits & 7
-        normal = (((exponent + 120) << 23) | (mantissa << 20)).to(gl.float32, bitcast=True)
-        return gl.where(exponent == 0, mantissa.to(gl.float32) * (1.0 / 512.0), normal)
-
-    @gluon.jit
-    def _scale_values(raw, FMT: gl.constexpr):
-        """float32 block scales from E4M3 (NVFP4) or E8M0 (MXFP4) bytes."""
-        bits = raw.to(gl.int32)
-        if FMT == 0:
-            return _e4m3_value(bits)
-        else:
-            return gl.where(bits < 1, 2.0**-127, (bits << 23).to(gl.float32, bitcast=True))
+    from residq.kernels.triton_codes import FP4_TO_BF16_ASM, block_scale_values
 
     @gluon.jit
     def _decode_step(raw, scales, FMT: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr,
@@ -86,7 +72,7 @@ if gluon is not None:
         values = gl.reshape(gl.join(lo, hi), [BLOCK_N, BLOCK_K])  # (even, odd) pairs -> K order
         values = gl.convert_layout(values, tile_layout)
         grouped = gl.reshape(values, [BLOCK_N, BLOCK_K // SB, SB])
-        step = _scale_values(scales, FMT).to(gl.bfloat16)
+        step = block_scale_values(scales, FMT).to(gl.bfloat16)
         step = gl.convert_layout(step, gl.SliceLayout(2, grouped.type.layout))
         grouped = grouped * gl.expand_dims(step, 2)  # bf16 products are exact
         return gl.convert_layout(gl.reshape(grouped, [BLOCK_N, BLOCK_K]), tile_layout)
@@ -136,14 +122,8 @@ if gluon is not None:
 
     @gluon.jit
     def _tile_origin(tile, M, N, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, GROUP_M: gl.constexpr):
-        """(off_m, off_n) of output tile ``tile`` in grouped order (as ``w4a4_epilogue.grouped_tile``)."""
-        tiles_m = gl.cdiv(M, BLOCK_M)
-        tiles_n = gl.cdiv(N, BLOCK_N)
-        group = tile // (GROUP_M * tiles_n)
-        first_m = group * GROUP_M
-        group_rows = gl.minimum(tiles_m - first_m, GROUP_M)
-        pid_m = first_m + (tile % (GROUP_M * tiles_n)) % group_rows
-        pid_n = (tile % (GROUP_M * tiles_n)) // group_rows
+        """(off_m, off_n) of output tile ``tile`` in grouped order (``w4a4_epilogue.grouped_tile``)."""
+        pid_m, pid_n = grouped_tile(tile, gl.cdiv(M, BLOCK_M), gl.cdiv(N, BLOCK_N), GROUP_M)
         return pid_m * BLOCK_M, pid_n * BLOCK_N
 
     @gluon.jit
@@ -279,18 +259,11 @@ if gluon is not None:
             acc = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, acc_layout)
             acc, count = _ws_mma_range(acc, x_smem, w_smem, ready, empty, 0, K, count,
                                        BLOCK_K, STAGES)
-            g_last = 1.0
-            if FMT == 0:
-                g_x = gl.load(gx_ptr)
-                g_last = g_x
-                if S > 0:
-                    g_last = gl.load(gr_ptr)
-                    acc = acc * gl.div_rn(g_x, g_last)
+            acc, g_last = before_residual_range(acc, gx_ptr, gr_ptr, S, FMT)
             if S > 0:
                 acc, count = _ws_mma_range(acc, x_smem, w_smem, ready, empty, K, k_total,
                                            count, BLOCK_K, STAGES)
-            if FMT == 0:
-                acc = acc * (g_last * gl.load(gw_ptr))
+            acc = after_k_ranges(acc, g_last, gw_ptr, FMT)
             offs_m = off_m + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, acc_layout))
             offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, acc_layout))
             if HAS_LOWRANK:
