@@ -60,6 +60,22 @@ def available(device: torch.device) -> bool:
     return gluon is not None and w4a4_tma.available(device)
 
 
+SHARED_BYTES = 227 * 1024  # an H100 program's shared memory
+
+
+def stages_that_fit(cfg: dict, r_pad: int, has_lowrank: bool) -> int:
+    """``cfg["num_stages"]``, lowered (to at least 2) until the buffers fit in shared memory: per
+    stage an activation tile and a decoded weight tile, plus the producers' ring of packed codes
+    and ARHQ's operand tiles."""
+    bm, bn, bk = cfg["BLOCK_M"], cfg["BLOCK_N"], cfg["BLOCK_K"]
+    per_stage = 2 * (bm + bn) * bk
+    fixed = cfg.get("code_stages", 4) * bn * bk // 2 + (2 * (bm + bn) * r_pad if has_lowrank else 0) + 1024
+    stages = cfg["num_stages"]
+    while stages > 2 and fixed + per_stage * stages > SHARED_BYTES:
+        stages -= 1
+    return stages
+
+
 if gluon is not None:
     from residq.kernels.triton_codes import FP4_TO_BF16_ASM, block_scale_values
 
@@ -100,25 +116,6 @@ if gluon is not None:
         acc = warpgroup_mma(xa_smem, b_smem.permute((1, 0)), acc, is_async=True)
         return warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
 
-
-
-SHARED_BYTES = 227 * 1024  # an H100 program's shared memory
-
-
-def stages_that_fit(cfg: dict, r_pad: int, has_lowrank: bool) -> int:
-    """``cfg["num_stages"]``, lowered (to at least 2) until the buffers fit in shared memory: per
-    stage an activation tile and a decoded weight tile, plus the producers' ring of packed codes
-    and ARHQ's operand tiles."""
-    bm, bn, bk = cfg["BLOCK_M"], cfg["BLOCK_N"], cfg["BLOCK_K"]
-    per_stage = 2 * (bm + bn) * bk
-    fixed = cfg.get("code_stages", 4) * bn * bk // 2 + (2 * (bm + bn) * r_pad if has_lowrank else 0) + 1024
-    stages = cfg["num_stages"]
-    while stages > 2 and fixed + per_stage * stages > SHARED_BYTES:
-        stages -= 1
-    return stages
-
-
-if gluon is not None:
 
     @gluon.jit
     def _tile_origin(tile, M, N, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, GROUP_M: gl.constexpr):
