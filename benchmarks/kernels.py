@@ -27,11 +27,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import kernel_timing  # beside this script (sys.path[0] when run)
+import kernel_configs  # beside this script (sys.path[0] when run)
+import kernel_timing
 from kernel_report import print_table, write_json
 from kernel_timing import nbytes, rel_err, sets_for, time_ms
 
-from residq.kernels import act_quant, decode, dispatch, w4a4, w4a4_skinny, w4a16, w8a8
+from residq.kernels import act_quant, decode, dispatch, w4a4, w4a16, w8a8
 from residq.kernels.block_formats import block_size, quantize_blocks
 
 SHAPES = [(4096, 4096), (14336, 4096), (4096, 14336), (6144, 4096)]  # (N, K)
@@ -98,25 +99,6 @@ class Bench:
         return ms
 
     # ------------------------------------------------------------------ W4A16
-    def w4a16_configs(self, m: int, fmt: str, n: int = 0, k: int = 0) -> list[dict]:
-        if m <= 16:  # the default choice, then the skinny kernel's work splits and the tiled kernel
-            cfgs = [None]
-            if self.args.sweep:
-                auto = w4a16.skinny_config(m, n, k, fmt)["CH"]
-                variants = dict.fromkeys(((4, auto, 1, None), (4, auto, 2, 128), (4, auto, 1, 128),
-                                          (4, 2, 2, None), (4, 2, 2, 128), (4, 8, 2, 128), (8, auto, 2, 128)))
-                cfgs += [{"kernel": "skinny", "num_warps": w, "R": 1, "CH": ch, "PREFETCH": pf, "maxnreg": reg}
-                         for w, ch, pf, reg in variants]
-                cfgs.append({"kernel": "tiled"})
-            return cfgs
-        if m <= 128:
-            tiles = [(64, 128, 128, 4, 3), (128, 128, 128, 8, 3)]
-        else:
-            tiles = [(128, 128, 128, 8, 3), (128, 128, 128 if fmt == "int4" else 64, 8, 4)]
-        keys = ("BLOCK_N", "BLOCK_M", "BLOCK_K", "num_warps", "num_stages")
-        cfgs = [dict(zip(keys, t)) for t in dict.fromkeys(tiles)]
-        return cfgs if self.args.sweep else cfgs[:1]
-
     def run_w4a16(self, fmt, m, n, k):
         w = self.randn(n, k, scale=0.02)
         packed0 = {key: v.contiguous() for key, v in quantize_blocks(w, fmt).items()}
@@ -125,7 +107,7 @@ class Bench:
         x = self.randn(m, k)
         ref = w4a16.reference(x, packed0, fmt)
         best = None
-        for cfg in self.w4a16_configs(m, fmt, n, k):
+        for cfg in kernel_configs.w4a16_configs(m, fmt, n, k, self.args.sweep):
             full = w4a16.resolve_config(x, packed0, fmt, cfg)
             name = f"w4a16 {fmt} M={m} N={n} K={k} {full}"
             try:
@@ -144,31 +126,6 @@ class Bench:
             self.add("w4a16", fmt, m, n, k, best[0], moved, config=best[1])
 
     # ------------------------------------------------------------------ W4A4
-    def w4a4_configs(self, m: int) -> list[dict]:
-        if m <= w4a4_skinny.SKINNY_MAX_M:  # decode: the skinny path, the fused kernel
-            cfgs = [{"path": "skinny"}]
-            cfgs.append({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 128, "num_warps": 4, "num_stages": 4,
-                         "GROUP_M": 8, "path": "fused"})
-            return cfgs if self.args.sweep else cfgs[:1]
-        if m <= 128:
-            tiles = [(64, 64, 128, 4, 4, None, "fused"), (64, 128, 128, 4, 3, None, "fused")]
-        else:  # decoded: bf16 GEMM tiles; fused: 128 registers, two 8-warp programs per SM
-            tiles = [(128, 256, 64, 8, 3, None, "decoded"), (128, 256, 64, 8, 4, None, "decoded"),
-                     (256, 128, 64, 8, 3, None, "decoded"), (128, 128, 64, 4, 4, None, "decoded"),
-                     (128, 128, 64, 8, 4, 128, "fused")]
-            # the weight decoded inside the GEMM (w4a4_wdec.py): ring depth, tile width
-            # (warp-specialized: 4 producer warps decode, the 8 default warps only issue wgmma)
-            # ("wdec8": 8 producer warps for one consumer warpgroup)
-            tiles += [(256, 128, 64, 8, 4, None, "wdec"), (128, 256, 64, 8, 4, None, "wdec"),
-                      (128, 128, 64, 4, 4, None, "wdec8"), (128, 128, 64, 4, 6, None, "wdec8")]
-        keys = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "num_warps", "num_stages", "maxnreg", "path")
-        cfgs = [dict(zip(keys, t), GROUP_M=8) for t in tiles]
-        for cfg in cfgs:
-            if cfg["path"].startswith("wdec"):
-                producers = {"decoder_warps": 8, "decoder_regs": 160} if cfg["path"] == "wdec8" else {}
-                cfg.update(path="decoded", weight_in_gemm=True, **producers)
-        return cfgs if self.args.sweep else cfgs[:1]
-
     def run_w4a4(self, fmt, m, n, k, s=0, rank=0, cfg_choice=None):
         w = self.randn(n, k, scale=0.02)
         x = self.randn(m, k)
@@ -182,7 +139,7 @@ class Bench:
         xa = xq.get("lowrank_xa")
         ref = w4a4.reference(xq, wq0, fmt, s=s, lowrank_xa=xa, lowrank_b=b)
         best = None
-        cfgs = [cfg_choice] if cfg_choice else self.w4a4_configs(m)
+        cfgs = [cfg_choice] if cfg_choice else kernel_configs.w4a4_configs(m, self.args.sweep)
         for cfg in cfgs:
             name = f"w4a4 {fmt} M={m} N={n} K={k} s={s} r={rank} {cfg}"
             try:
@@ -247,19 +204,7 @@ class Bench:
         g = torch.tensor(0.01, device="cuda") if static else None
         a = self.randn(k, rank, scale=0.05) if rank else None
         plain = not (s or rank or perm)
-        tiles = [act_quant.default_tile(fmt)]
-        if self.args.sweep and plain and m >= 1024:
-            tiles += [{"block_rows": 16, "chunk_cols": 256, "num_warps": 4},
-                      {"block_rows": 32, "chunk_cols": 256, "num_warps": 4},
-                      {"block_rows": 16, "chunk_cols": 512, "num_warps": 4},
-                      {"block_rows": 16, "chunk_cols": 256, "num_warps": 2},
-                      {"block_rows": 8, "chunk_cols": 512, "num_warps": 4},
-                      {"block_rows": 16, "chunk_cols": 256, "num_warps": 4, "chunks_per_program": 2},
-                      {"block_rows": 16, "chunk_cols": 256, "num_warps": 4, "chunks_per_program": 4},
-                      {"block_rows": 8, "chunk_cols": 512, "num_warps": 4, "chunks_per_program": 2},
-                      {"block_rows": 16, "chunk_cols": 128, "num_warps": 4, "chunks_per_program": 4}]
-            tiles = [dict(t) for t in dict.fromkeys(tuple(sorted({"chunks_per_program": 1, **t}.items()))
-                                                    for t in tiles)]
+        tiles = kernel_configs.act_quant_tiles(fmt, self.args.sweep and plain and m >= 1024)
         if getattr(self.args, "warm", False):  # compile only: skip the (slow) CPU reference
             for tile in tiles:
                 act_quant.launch(xs[0], fmt, perm=p, s=s, global_scale=g, lowrank_a=a, **tile)

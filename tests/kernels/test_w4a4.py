@@ -145,10 +145,10 @@ def test_weight_decoding_gemm_equals_decoded_path(fmt, m, n, k, s, rank):
             assert torch.equal(inside, plain), tiles
 
 
-@pytest.mark.skipif(DEVICE is None or not torch.cuda.is_available(), reason="the decoded path's GPU kernels")
 def test_decoded_path_with_k_not_a_multiple_of_the_tile():
     """K = 400 with ARCQuant's s = 96: the main range's last tile would straddle K, where the
-    residual columns begin; the result must still equal the float32 emulation."""
+    residual columns begin; the result must still equal the float32 emulation (on Hopper the
+    TMA kernel must not take this shape; elsewhere the cp.async kernel masks at K)."""
     _, xq, wq, _ = _operands("nvfp4", 300, 200, 400, 96, seed=9)
     cfg = dict(w4a4.default_config(300, 200, "nvfp4"))
     out = w4a4.launch(xq, wq, "nvfp4", s=96, out_dtype=torch.float32, config=cfg)
