@@ -35,7 +35,7 @@ from residq.kernels.block_formats import FORMAT_IDS, block_size, check_k, dequan
 
 AMAX_PROGRAMS = 1024  # programs (and partials) of the global-amax pass
 _amax_workspaces: dict[tuple[torch.device, str], tuple[torch.Tensor, torch.Tensor]] = {}
-_AMAX_ROWS, _AMAX_COLS = 8, 1024
+AMAX_TILE = {"rows": 8, "cols": 1024, "num_warps": 4}  # the global-amax pass's tile (amax_pass)
 _RESIDUAL_ROWS, _RESIDUAL_BLOCKS = 16, 8  # residual-amax tile: 16 rows x 8 blocks of 16
 _NVFP4_DIVISOR = tl.constexpr(6.0 * 448.0)
 _FLOAT32_TINY = tl.constexpr(1.1754943508222875e-38)
@@ -109,7 +109,7 @@ def _amax_kernel(x_ptr, partial_ptr, counter_ptr, g_ptr, M, K, stride_xm, n_prog
 @triton.jit(do_not_specialize=["M", "S", "n_programs"])
 def _residual_amax_kernel(x_ptr, perm_ptr, g_ptr, partial_ptr, counter_ptr, g_res_ptr, M, K, S, stride_xm,
                           n_programs, HAS_PERM: tl.constexpr, BLOCK_M: tl.constexpr, NB: tl.constexpr,
-                          FAST_DIV: tl.constexpr, MAX_P: tl.constexpr):
+                          FAST_DIV: tl.constexpr, MAX_P: tl.constexpr, HW_FP8: tl.constexpr = False):
     """ARCQuant's NVFP4 residual scale: ``g_res = max |R| / 2688`` over the last S columns, where
     ``R = X - deq(Q1)`` (stage 1 with scale g), written to ``g_res_ptr``.
 
@@ -125,7 +125,7 @@ def _residual_amax_kernel(x_ptr, perm_ptr, g_ptr, partial_ptr, counter_ptr, g_re
         rows = (tile // col_tiles) * BLOCK_M + tl.arange(0, BLOCK_M)
         block0 = K // 16 + (tile % col_tiles) * NB
         lo, hi, _, _ = load_block_halves(x_ptr, perm_ptr, rows, block0, M, K, S, stride_xm, 16, NB, HAS_PERM)
-        _, _, _, values_lo, values_hi = quantize_block_halves(lo, hi, g, 0, FAST_DIV)
+        _, _, _, values_lo, values_hi = quantize_block_halves(lo, hi, g, 0, FAST_DIV, HW_FP8)
         worst = tl.maximum(tl.abs(lo - values_lo), tl.abs(hi - values_hi))
         running = tl.maximum(running, tl.max(tl.max(tl.max(worst, axis=2), axis=1), axis=0))
     _finish_global_scale(partial_ptr, counter_ptr, g_res_ptr, pid, running, n_programs, MAX_P)
@@ -141,6 +141,7 @@ def _quantize_kernel(
     HAS_PERM: tl.constexpr, RESIDUAL_G: tl.constexpr,
     HAS_XA: tl.constexpr, R_PAD: tl.constexpr, F32_DOT: tl.constexpr,
     HAS_RESIDUAL: tl.constexpr, FAST_DIV: tl.constexpr, PREFETCH: tl.constexpr,
+    HW_FP8: tl.constexpr = False,
 ):
     """Codes/scales of NB blocks x BLOCK_M rows per chunk, chunks_per_program chunks each.
 
@@ -174,10 +175,10 @@ def _quantize_kernel(
         else:
             lo, hi, cols_lo, cols_hi = load_block_halves(x_ptr, perm_ptr, rows, chunk * NB, M, K, S,
                                                          stride_xm, SB, NB, HAS_PERM, HAS_RESIDUAL)
-        codes_lo, codes_hi, stored, values_lo, values_hi = quantize_block_halves(lo, hi, g, FMT, FAST_DIV)
+        codes_lo, codes_hi, stored, values_lo, values_hi = quantize_block_halves(lo, hi, g, FMT, FAST_DIV, HW_FP8)
         if HAS_RESIDUAL and (chunk + 1) * NB * SB > K:  # this chunk holds residual blocks
             codes2_lo, codes2_hi, stored2, _, _ = quantize_block_halves(lo - values_lo, hi - values_hi, g2, FMT,
-                                                                   FAST_DIV)
+                                                                   FAST_DIV, HW_FP8)
             is_residual = blocks >= K // SB
             codes_lo = tl.where(is_residual[None, :, None], codes2_lo, codes_lo)
             codes_hi = tl.where(is_residual[None, :, None], codes2_hi, codes_hi)
@@ -223,6 +224,24 @@ def _amax_workspace(device: torch.device, purpose: str = "amax") -> tuple[torch.
                 torch.zeros(1, dtype=torch.int32, device=device))
         _amax_workspaces[(device, purpose)] = held
     return held
+
+
+def amax_pass(x: torch.Tensor, g: torch.Tensor, rows: int = AMAX_TILE["rows"], cols: int = AMAX_TILE["cols"],
+              num_warps: int = AMAX_TILE["num_warps"], programs: int = AMAX_PROGRAMS) -> torch.Tensor:
+    """NVFP4's dynamic global scale of ``x`` ``(M, K)`` (unit stride along K) written into the
+    float32 scalar ``g``: ``amax(|x|) / 2688`` (1.0 when x is all zeros), one launch, no host
+    synchronisation. ``rows`` x ``cols`` tiles spread over at most ``programs`` (<= 1024)
+    programs; the defaults are ``AMAX_TILE`` (``scripts/amax_pass_sweep.py`` times others)."""
+    if not 1 <= programs <= AMAX_PROGRAMS:
+        raise ValueError(f"programs must be in [1, {AMAX_PROGRAMS}], got {programs}")
+    m, k = x.shape
+    tiles = triton.cdiv(m, rows) * triton.cdiv(k, cols)
+    n_programs = min(tiles, programs)
+    partials, counter = _amax_workspace(x.device)
+    _amax_kernel[(n_programs,)](x, partials, counter, g, m, k, x.stride(0), n_programs,
+                                BLOCK_M=rows, BLOCK_K=cols, MAX_P=AMAX_PROGRAMS, num_warps=num_warps,
+                                enable_fp_fusion=False)
+    return g
 
 
 def _check_inputs(x: torch.Tensor, fmt: str, perm, s: int, lowrank_a) -> None:
@@ -273,6 +292,7 @@ def launch(
     fmt_id = FORMAT_IDS[fmt]
     device = x.device
     fast_div = device.type != "cpu"  # the interpreter keeps plain IEEE division
+    hw_fp8 = device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 9)
     codes = torch.empty((m, (k + s) // 2), dtype=torch.uint8, device=device)
     scale_dtype = torch.float16 if fmt == "int4" else torch.uint8
     scale = torch.empty((m, (k + s) // sb), dtype=scale_dtype, device=device)
@@ -281,12 +301,7 @@ def launch(
     if fmt == "nvfp4" and global_scale is not None:
         g = global_scale.to(device=device, dtype=torch.float32).reshape(())
     if dynamic:
-        tiles = triton.cdiv(m, _AMAX_ROWS) * triton.cdiv(k, _AMAX_COLS)
-        n_programs = min(tiles, AMAX_PROGRAMS)
-        partials, counter = _amax_workspace(device)
-        _amax_kernel[(n_programs,)](x, partials, counter, g, m, k, x.stride(0), n_programs,
-                                    BLOCK_M=_AMAX_ROWS, BLOCK_K=_AMAX_COLS, MAX_P=AMAX_PROGRAMS,
-                                    enable_fp_fusion=False)
+        amax_pass(x, g)
     residual_g = fmt == "nvfp4" and s > 0
     g_res = torch.empty((), dtype=torch.float32, device=device) if residual_g else g  # g: unused stand-in
     perm_arg = perm.to(device) if perm is not None else codes
@@ -297,7 +312,7 @@ def launch(
         _residual_amax_kernel[(n_programs,)](
             x, perm_arg, g, partials, counter, g_res, m, k, s, x.stride(0), n_programs,
             HAS_PERM=perm is not None, BLOCK_M=_RESIDUAL_ROWS, NB=_RESIDUAL_BLOCKS, FAST_DIV=fast_div,
-            MAX_P=AMAX_PROGRAMS, enable_fp_fusion=False,
+            MAX_P=AMAX_PROGRAMS, HW_FP8=hw_fp8, enable_fp_fusion=False,
         )
     nb = max(1, chunk_cols // sb)
     n_chunks = triton.cdiv((k + s) // sb, nb)
@@ -316,7 +331,7 @@ def launch(
         RESIDUAL_G=residual_g, HAS_XA=has_xa,
         R_PAD=max(16, triton.next_power_of_2(max(r, 1))),
         F32_DOT=device.type == "cpu", HAS_RESIDUAL=s > 0, FAST_DIV=fast_div,
-        PREFETCH=chunks_per_program > 1, num_warps=num_warps,
+        PREFETCH=chunks_per_program > 1, HW_FP8=hw_fp8, num_warps=num_warps,
         enable_fp_fusion=False,  # no FMA contraction: x - (q * s) * g exactly as the reference
     )
     out = {"codes": codes, "scale": scale}

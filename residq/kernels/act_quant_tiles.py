@@ -40,7 +40,9 @@ def divide_rn(x, d, FAST_DIV: tl.constexpr, LIFT: tl.constexpr):
             x = x * lift[:, :, None]
         y = tl.math.div_rn(1.0, d)[:, :, None]
         q = x * y
-        r = tl.fma(-q, d[:, :, None], x)
+        # -d per block, not -q per element: Triton writes a negation as 0 - v, which ptxas
+        # cannot fold into the FMA (0 - v is +0 for v = +0), so it would cost one add per element
+        r = tl.fma(q, (-d)[:, :, None], x)
         return tl.fma(r, y, q)
     else:
         return tl.math.div_rn(x, d[:, :, None])
@@ -61,8 +63,11 @@ def nvfp4_codes(lo, hi, d, g, FAST_DIV: tl.constexpr):
 
 
 @triton.jit
-def quantize_block_halves(lo, hi, g, FMT: tl.constexpr, FAST_DIV: tl.constexpr = False):
+def quantize_block_halves(lo, hi, g, FMT: tl.constexpr, FAST_DIV: tl.constexpr = False,
+                          HW_FP8: tl.constexpr = False):
     """Quantize blocks given as their two halves, lo and hi float32 ``[BM, NB, SB/2]``.
+    FAST_DIV: divisions by Markstein's sequence (``divide_rn``); HW_FP8: E4M3 scales by the
+    GPU's conversion instruction (sm_89+). Both give the same bits as the plain arithmetic.
 
     Returns int32 codes ``(codes_lo, codes_hi)``, the stored scales ``[BM, NB]`` and the
     dequantized ``(values_lo, values_hi)``. A thread holds whole blocks this way (each half is
@@ -72,7 +77,7 @@ def quantize_block_halves(lo, hi, g, FMT: tl.constexpr, FAST_DIV: tl.constexpr =
     if FMT == 0:
         wanted = tl.math.div_rn(amax, 6.0 * g)
         wanted = tl.minimum(tl.maximum(wanted, 2.0**-9), 448.0)
-        bits, scale = e4m3_round(wanted)
+        bits, scale = e4m3_round(wanted, HW_FP8)
         bits = tl.where(amax > 0, bits, 56)
         scale = tl.where(amax > 0, scale, 1.0)
         codes_lo, codes_hi = nvfp4_codes(lo, hi, scale * g, g, FAST_DIV)
@@ -108,7 +113,7 @@ def quantize_block_halves(lo, hi, g, FMT: tl.constexpr, FAST_DIV: tl.constexpr =
 def pack_pairs(codes):
     """int32 codes ``[BM, NB, H]`` -> uint8 ``[BM, NB, H/2]``: code 2j in the low nibble."""
     even, odd = tl.split(tl.reshape(codes, [codes.shape[0], codes.shape[1], codes.shape[2] // 2, 2]))
-    return (even | (odd << 4)).to(tl.uint8)
+    return (even + (odd << 4)).to(tl.uint8)  # + not |: one LEA per pair
 
 
 @triton.jit

@@ -116,8 +116,9 @@ def e2m1_encode(v):
     # one fused add instead of rint's two adds and a float-to-int conversion
     small_index = tl.fma(a, 2.0, 8388608.0).to(tl.int32, bitcast=True) - 0x4B000000
     idx = tl.where(a < 1.0, small_index, normal_index)
-    negative = (v < 0) & (idx > 0)
-    return tl.where(negative, idx + 8, idx)
+    # the sign only where the magnitude index is not 0, i.e. |v| > 0.25 (0.25 rounds to 0, even):
+    # one comparison instead of two and an and
+    return tl.where(v < -0.25, idx + 8, idx)
 
 
 @triton.jit
@@ -132,19 +133,29 @@ def e2m1_value(code):
 
 
 @triton.jit
-def e4m3_round(v):
-    """Round float32 ``v`` in [2**-9, 448] to E4M3 (nearest even): (int32 bits, float32 value)."""
-    bits = v.to(tl.int32, bitcast=True)
-    biased = (bits >> 23) & 0xFF
-    # normal range (v >= 2**-6): keep 3 mantissa bits, round half to even on the raw bits
-    rounded = (bits + 0x7FFFF + ((bits >> 20) & 1)) & -1048576
-    normal_value = rounded.to(tl.float32, bitcast=True)
-    normal_bits = ((((rounded >> 23) & 0xFF) - 120) << 3) | ((rounded >> 20) & 7)
-    # subnormal range: multiples of 2**-9 (q = 8 is 2**-6, whose E4M3 bits are also 8)
-    q = rint(v * 512.0)
-    is_subnormal = biased < 121
-    value = tl.where(is_subnormal, q * (1.0 / 512.0), normal_value)
-    code = tl.where(is_subnormal, q.to(tl.int32), normal_bits)
+def e4m3_round(v, HARDWARE: tl.constexpr = False):
+    """Round float32 ``v`` in [2**-9, 448] to E4M3 (nearest even): (int32 bits, float32 value).
+
+    HARDWARE (GPUs with FP8 conversions, sm_89+): one saturating ``cvt`` and one conversion back
+    instead of the ~15 integer operations of the other branch, which the interpreter runs (same
+    bits).
+    """
+    if HARDWARE:
+        fp8 = v.to(tl.float8e4nv, fp_downcast_rounding="rtne")
+        code = fp8.to(tl.uint8, bitcast=True).to(tl.int32)
+        value = fp8.to(tl.float32)
+    else:
+        bits = v.to(tl.int32, bitcast=True)
+        biased = (bits >> 23) & 0xFF
+        # normal range (v >= 2**-6): keep 3 mantissa bits, round half to even on the raw bits
+        rounded = (bits + 0x7FFFF + ((bits >> 20) & 1)) & -1048576
+        normal_value = rounded.to(tl.float32, bitcast=True)
+        normal_bits = ((((rounded >> 23) & 0xFF) - 120) << 3) | ((rounded >> 20) & 7)
+        # subnormal range: multiples of 2**-9 (q = 8 is 2**-6, whose E4M3 bits are also 8)
+        q = rint(v * 512.0)
+        is_subnormal = biased < 121
+        value = tl.where(is_subnormal, q * (1.0 / 512.0), normal_value)
+        code = tl.where(is_subnormal, q.to(tl.int32), normal_bits)
     return code, value
 
 
