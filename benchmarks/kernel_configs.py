@@ -71,7 +71,11 @@ def act_quant_tiles(fmt: str, sweep: bool) -> list[dict]:
                   {"block_rows": 16, "chunk_cols": 256, "num_warps": 4, "chunks_per_program": 2},
                   {"block_rows": 16, "chunk_cols": 256, "num_warps": 4, "chunks_per_program": 4},
                   {"block_rows": 8, "chunk_cols": 512, "num_warps": 4, "chunks_per_program": 2},
-                  {"block_rows": 16, "chunk_cols": 128, "num_warps": 4, "chunks_per_program": 4}]
+                  {"block_rows": 16, "chunk_cols": 128, "num_warps": 4, "chunks_per_program": 4},
+                  {"block_rows": 8, "chunk_cols": 512, "num_warps": 4, "chunks_per_program": 4},
+                  {"block_rows": 8, "chunk_cols": 256, "num_warps": 2, "chunks_per_program": 4},
+                  {"block_rows": 4, "chunk_cols": 512, "num_warps": 2, "chunks_per_program": 2},
+                  {"block_rows": 8, "chunk_cols": 512, "num_warps": 8, "chunks_per_program": 2}]
         tiles = [dict(t) for t in dict.fromkeys(tuple(sorted({"chunks_per_program": 1, **t}.items()))
                                                 for t in tiles)]
     return tiles
