@@ -58,10 +58,11 @@ def w4a4_configs(m: int, sweep: bool) -> list[dict]:
     return cfgs if sweep else cfgs[:1]
 
 
-def act_quant_tiles(fmt: str, sweep: bool) -> list[dict]:
-    """Activation quantizer tiles: the format's default, and with ``sweep`` the alternatives
+def act_quant_tiles(fmt: str, sweep: bool, s: int = 0, lowrank: bool = False) -> list[dict]:
+    """Activation quantizer tiles: the default for the format and variant (ARCQuant s, fused X A),
+    and with ``sweep`` the alternatives
     (duplicates of the default dropped)."""
-    tiles = [act_quant.default_tile(fmt)]
+    tiles = [act_quant.default_tile(fmt, s, lowrank)]
     if sweep:
         tiles += [{"block_rows": 16, "chunk_cols": 256, "num_warps": 4},
                   {"block_rows": 32, "chunk_cols": 256, "num_warps": 4},

@@ -204,7 +204,7 @@ class Bench:
         g = torch.tensor(0.01, device="cuda") if static else None
         a = self.randn(k, rank, scale=0.05) if rank else None
         plain = not (s or rank or perm)
-        tiles = kernel_configs.act_quant_tiles(fmt, self.args.sweep and plain and m >= 1024)
+        tiles = kernel_configs.act_quant_tiles(fmt, self.args.sweep and plain and m >= 1024, s, bool(rank))
         if getattr(self.args, "warm", False):  # compile only: skip the (slow) CPU reference
             for tile in tiles:
                 act_quant.launch(xs[0], fmt, perm=p, s=s, global_scale=g, lowrank_a=a, **tile)

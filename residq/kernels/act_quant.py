@@ -206,12 +206,17 @@ def _quantize_kernel(
                  mask=(rows < M)[:, None] & (r_offs < R)[None, :])
 
 
-def default_tile(fmt: str) -> dict:
-    """``launch``'s tile for ``fmt`` (H100 sweep at M = 2048, K = 4096 / 14336, see
-    benchmarks/README.md): NVFP4's longer encoder gains from the prefetching loop (4 chunks of
-    8 rows x 512 columns per program: 11.2 / 31.6 us static, against 12.9 / 37.3 without the
-    loop); MXFP4 and INT4 are at the copy rate without it."""
+def default_tile(fmt: str, s: int = 0, lowrank: bool = False) -> dict:
+    """``launch``'s tile for ``fmt`` (H100, M = 2048, K = 4096 / 14336; benchmarks/README.md).
+
+    NVFP4's longer encoder gains from the prefetching loop: 4 chunks of 8 rows x 512 columns per
+    program (static scale 11.2 / 31.6 us, against 12.9 / 37.3 without the loop). With ARCQuant's
+    residual (``s > 0``) or the fused ``X A`` (``lowrank``) the older 16 rows x 128 columns tile
+    stays faster (s = 8% of K: 30 / 77 us against 32 / 87 us). MXFP4 and INT4 are at the copy rate
+    without the loop."""
     if fmt == "nvfp4":
+        if s or lowrank:
+            return {"block_rows": 16, "chunk_cols": 128, "num_warps": 4, "chunks_per_program": 4}
         return {"block_rows": 8, "chunk_cols": 512, "num_warps": 4, "chunks_per_program": 4}
     return {"block_rows": 8, "chunk_cols": 512, "num_warps": 4, "chunks_per_program": 1}
 
@@ -279,10 +284,10 @@ def launch(
     NVFP4 scale (no amax pass). ``block_rows``/``chunk_cols``/``num_warps``: one program's tile;
     ``chunks_per_program``: how many consecutive tiles of a row band one program quantizes (more
     than one turns on the prefetching loop; ``lowrank_a`` takes the whole band). Unset values
-    come from ``default_tile(fmt)``.
+    come from ``default_tile(fmt, s, lowrank_a is not None)``.
     """
     _check_inputs(x, fmt, perm, s, lowrank_a)
-    tile = default_tile(fmt)
+    tile = default_tile(fmt, s, lowrank_a is not None)
     block_rows = block_rows or tile["block_rows"]
     chunk_cols = chunk_cols or tile["chunk_cols"]
     num_warps = num_warps or tile["num_warps"]
