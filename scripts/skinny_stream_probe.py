@@ -42,8 +42,9 @@ mov.f32 $3, 0f00000000;
 }"""
 
 
-VARIANTS = [{}, {"tma": True, "CH": 8}, {"tma": True, "CH": 4}, {"tma": True, "CH": 2},
-            {"tma": True, "CH": 8, "num_warps": 8}, {"tma": True, "CH": 4, "num_warps": 2}]
+TMA = {"tma": True, "num_warps": 8, "ITEM_SEGS": 8, "STAGES": 4, "per_sm": 2}
+VARIANTS = [{}, TMA, dict(TMA, num_warps=4), dict(TMA, STAGES=8), dict(TMA, ITEM_SEGS=16), dict(TMA, per_sm=3),
+            dict(TMA, ITEM_SEGS=4), dict(TMA, num_warps=4, STAGES=8, per_sm=3)]
 
 
 def main() -> None:
