@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from kernel_timing import sets_for, time_ms
 
-from residq.kernels import w4a16, w4a16_skinny, w4a16_skinny_tma
+from residq.kernels import w4a16, w4a16_skinny
 from residq.kernels.block_formats import quantize_blocks
 
 SHAPES = [(4096, 4096), (14336, 4096), (4096, 14336), (6144, 4096)]
@@ -42,9 +42,7 @@ mov.f32 $3, 0f00000000;
 }"""
 
 
-TMA = {"tma": True, "num_warps": 8, "ITEM_SEGS": 8, "STAGES": 4, "per_sm": 2}
-VARIANTS = [{}, TMA, dict(TMA, num_warps=4), dict(TMA, STAGES=8), dict(TMA, ITEM_SEGS=16), dict(TMA, per_sm=3),
-            dict(TMA, ITEM_SEGS=4), dict(TMA, num_warps=4, STAGES=8, per_sm=3)]
+VARIANTS = [{}, {"CH": 16}, {"R": 2}, {"num_warps": 8}]
 
 
 def main() -> None:
@@ -67,18 +65,9 @@ def main() -> None:
             cfg = dict(auto, **variant)
             for label, ptx in (("kernel", real_ptx), ("loads only", lambda *args: LOAD_ONLY_PTX)):
                 w4a16_skinny.skinny_mma_ptx = ptx
-                if cfg.get("tma"):
-                    y = torch.empty(1, n, dtype=x.dtype, device="cuda")
-                    tma_ptx = None if label == "kernel" else LOAD_ONLY_PTX
-
-                    def call(w, cfg=cfg, y=y, tma_ptx=tma_ptx, x=x):
-                        return w4a16_skinny_tma.launch(x, w, y, cfg, tma_ptx)
-                else:
-                    def call(w, cfg=cfg, x=x):
-                        return w4a16.launch(x, w, fmt, config=cfg)
-                out = call(first).float()
+                out = w4a16.launch(x, first, fmt, config=cfg).float()
                 err = float((out - ref).norm() / ref.norm())
-                ms = time_ms(lambda i, w=weights, call=call: lambda: call(w[i]), sets)
+                ms = time_ms(lambda i, w=weights, x=x, cfg=cfg: lambda: w4a16.launch(x, w[i], fmt, config=cfg), sets)
                 print(f"   {variant!s:40s} {label:10s} {ms * 1e3:6.1f} us {packed_bytes / ms / 1e6:5.0f} GB/s "
                       f"{bf16 / ms:.2f}x" + (f"  rel err {err:.1e}" if label == "kernel" else ""), flush=True)
             w4a16_skinny.skinny_mma_ptx = real_ptx

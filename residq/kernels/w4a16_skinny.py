@@ -159,7 +159,6 @@ def _skinny_kernel(
     FMT: tl.constexpr, T: tl.constexpr, R: tl.constexpr, CH: tl.constexpr, SPLIT: tl.constexpr,
     W: tl.constexpr, BF16: tl.constexpr, USE_ASM: tl.constexpr, PTX: tl.constexpr,
     PREFETCH: tl.constexpr = 2, HAS_G2: tl.constexpr = False, RAGGED_K: tl.constexpr = False,
-    K_MAJOR: tl.constexpr = False,
 ):
     """``out = x @ W^T`` for M <= 8 T tokens (T token tiles of 8), K a multiple of 128 (or, with
     ``RAGGED_K``, of 16: the last segment's missing halves count as zeros; FP4 only).
@@ -178,12 +177,8 @@ def _skinny_kernel(
     """
     BN: tl.constexpr = 16 * W * R
     P: tl.constexpr = 32 * W * R
-    if K_MAJOR:  # the split index varies fastest: programs launched together read one row block
-        pid_k = tl.program_id(0)
-        pid_n = tl.program_id(1)
-    else:
-        pid_n = tl.program_id(0)
-        pid_k = tl.program_id(1)
+    pid_n = tl.program_id(0)
+    pid_k = tl.program_id(1)
     p = tl.arange(0, P)[:, None]
     h = tl.arange(0, 2)[None, :]
     g = (p % 32) // 4
@@ -354,9 +349,8 @@ def launch_skinny(x, packed, fmt, out, cfg, use_asm, extra_scale=None, k_main=No
     split = triton.cdiv(triton.cdiv(k, 128), ch)
     if k_main is not None and k_main % (128 * ch):
         raise ValueError(f"k_main={k_main} must be a multiple of 128 * CH = {128 * ch}")
-    k_major = bool(cfg.get("K_MAJOR", False))
-    grid = (split, triton.cdiv(n, rows)) if k_major else (triton.cdiv(n, rows), split)
-    ws, counters, zeros = _skinny_workspace(x.device, m * n if split > 1 else 0, triton.cdiv(n, rows))
+    grid = (triton.cdiv(n, rows), split)
+    ws, counters, zeros = _skinny_workspace(x.device, m * n if split > 1 else 0, grid[0])
     fmt_id = FORMAT_IDS[fmt]
     bf16 = x.dtype == torch.bfloat16
     tiles = 1 if m <= 8 else 2
@@ -367,7 +361,7 @@ def launch_skinny(x, packed, fmt, out, cfg, use_asm, extra_scale=None, k_main=No
         out, ws, counters, zeros,
         m, n, k, k if k_main is None else k_main, x.stride(0), out.stride(0),
         FMT=fmt_id, T=tiles, R=r, CH=ch, SPLIT=split, W=warps, BF16=bf16, USE_ASM=use_asm,
-        PTX=skinny_mma_ptx(fmt_id, bf16, tiles) if use_asm else "", PREFETCH=cfg.get("PREFETCH", 2), K_MAJOR=k_major,
+        PTX=skinny_mma_ptx(fmt_id, bf16, tiles) if use_asm else "", PREFETCH=cfg.get("PREFETCH", 2),
         HAS_G2=extra_scale is not None, RAGGED_K=k % 128 != 0,
         num_warps=warps, num_stages=1, maxnreg=cfg.get("maxnreg"),
     )

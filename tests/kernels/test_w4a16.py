@@ -179,25 +179,3 @@ def test_skinny_fragment_layout(fmt, tiles, warps, rows, chunks):
         assert "sizePerThread = [1, " in layouts[name], layouts[name]
         assert f"threadsPerWarp = [32, 1], warpsPerCTA = [{warps}, 1]" in layouts[name], layouts[name]
 
-
-@pytest.mark.skipif(DEVICE is None or DEVICE.type != "cuda", reason="TMA and inline PTX run on the GPU only")
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("m, n, k, warps, ch", [(1, 200, 2048, 4, 16), (1, 200, 2048, 4, 4), (8, 72, 1024, 2, 2),
-                                                (3, 4096, 4096, 8, 8), (1, 520, 768, 4, 4), (1, 40, 512, 1, 4)])
-def test_skinny_tma_matches_register_kernel(dtype, m, n, k, warps, ch):
-    """The persistent TMA-streamed kernel (rows past N, segments past K, several items per
-    program, rings wrapping across items) gives the register kernel's bits when neither splits
-    K, and the reference's within an ulp when both do."""
-    from residq.kernels import w4a16_skinny_tma
-
-    x, packed = _problem("nvfp4", m, n, k, dtype, seed=5)
-    if not w4a16_skinny_tma.supported(x, packed, "nvfp4"):
-        pytest.skip("needs Gluon and an sm_90 GPU")
-    cfg = {"num_warps": warps, "ITEM_SEGS": ch, "STAGES": 3, "per_sm": 1}
-    out = w4a16_skinny_tma.launch(x, packed, torch.empty(m, n, dtype=dtype, device=DEVICE), cfg)
-    assert_within_one_ulp(out, w4a16.reference(x, packed, "nvfp4"))
-    if k // 128 <= ch:  # one program per row block on both sides: the same sums in the same order
-        register = w4a16.launch(x, packed, "nvfp4", config={"kernel": "skinny", "num_warps": warps, "CH": ch})
-        assert torch.equal(out, register)
-    again = w4a16_skinny_tma.launch(x, packed, torch.empty(m, n, dtype=dtype, device=DEVICE), cfg)
-    assert torch.equal(out, again)  # the split-K workspace reset itself
