@@ -21,6 +21,8 @@ per-device workspace: calls must not run concurrently on two streams of one devi
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import triton
 import triton.language as tl
@@ -221,6 +223,13 @@ def default_tile(fmt: str, s: int = 0, lowrank: bool = False) -> dict:
     return {"block_rows": 8, "chunk_cols": 512, "num_warps": 4, "chunks_per_program": 1}
 
 
+@functools.cache
+def _has_fp8_conversions(index: int) -> bool:
+    """Whether CUDA device ``index`` converts to E4M3 in hardware (sm_89+), cached: launch asks on
+    every call."""
+    return torch.cuda.get_device_capability(index) >= (8, 9)
+
+
 def _amax_workspace(device: torch.device, purpose: str = "amax") -> tuple[torch.Tensor, torch.Tensor]:
     """Cached partial maxima and the zeroed ticket counter (reset by the kernel), one pair per
     device and purpose (the global and the residual amax pass)."""
@@ -298,7 +307,8 @@ def launch(
     fmt_id = FORMAT_IDS[fmt]
     device = x.device
     fast_div = device.type != "cpu"  # the interpreter keeps plain IEEE division
-    hw_fp8 = device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 9)
+    hw_fp8 = device.type == "cuda" and _has_fp8_conversions(device.index if device.index is not None
+                                                             else torch.cuda.current_device())
     codes = torch.empty((m, (k + s) // 2), dtype=torch.uint8, device=device)
     scale_dtype = torch.float16 if fmt == "int4" else torch.uint8
     scale = torch.empty((m, (k + s) // sb), dtype=scale_dtype, device=device)
