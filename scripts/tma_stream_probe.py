@@ -28,6 +28,18 @@ SHAPES = [(4096, 4096), (14336, 4096), (4096, 14336), (6144, 4096)]
 
 
 @gluon.jit
+def _issue(codes_desc, smem, bars, j, pid, row_blocks, ITEM_SEGS: gl.constexpr, ROWS: gl.constexpr,
+           STAGES: gl.constexpr, PROGRAMS: gl.constexpr):
+    """TMA of this program's j-th segment (item pid + (j // ITEM_SEGS) PROGRAMS) into slot j % STAGES."""
+    item = pid + (j // ITEM_SEGS) * PROGRAMS
+    seg = (item // row_blocks) * ITEM_SEGS + j % ITEM_SEGS
+    slot = j % STAGES
+    mbarrier.expect(bars.index(slot), codes_desc.block_type.nbytes)
+    tma.async_copy_global_to_shared(codes_desc, [(item % row_blocks) * ROWS, seg * 64], bars.index(slot),
+                                    smem.index(slot))
+
+
+@gluon.jit
 def _stream_kernel(codes_desc, out_ptr, N, K, ITEM_SEGS: gl.constexpr, ROWS: gl.constexpr,
                    STAGES: gl.constexpr, PROGRAMS: gl.constexpr, num_warps: gl.constexpr):
     """Program p streams items p, p + PROGRAMS, ...; item i = (row block i % row_blocks, K chunk
@@ -45,11 +57,7 @@ def _stream_kernel(codes_desc, out_ptr, N, K, ITEM_SEGS: gl.constexpr, ROWS: gl.
     fence_async_shared()
     for first in gl.static_range(STAGES):
         if first < total:
-            item0 = pid + (first // ITEM_SEGS) * PROGRAMS
-            seg0 = (item0 // row_blocks) * ITEM_SEGS + first % ITEM_SEGS
-            mbarrier.expect(bars.index(first), codes_desc.block_type.nbytes)
-            tma.async_copy_global_to_shared(codes_desc, [(item0 % row_blocks) * ROWS, seg0 * 64], bars.index(first),
-                                            smem.index(first))
+            _issue(codes_desc, smem, bars, first, pid, row_blocks, ITEM_SEGS, ROWS, STAGES, PROGRAMS)
     plain: gl.constexpr = gl.SwizzledSharedLayout(vec=1, per_phase=1, max_phase=1, order=[1, 0])
     tile: gl.constexpr = gl.BlockedLayout([1, 2], [8, 4], [num_warps, 1], [1, 0])
     acc = gl.zeros([ROWS, 8], gl.int64, tile)
@@ -58,13 +66,8 @@ def _stream_kernel(codes_desc, out_ptr, N, K, ITEM_SEGS: gl.constexpr, ROWS: gl.
         mbarrier.wait(bars.index(slot), (i // STAGES) & 1)
         acc ^= smem.index(slot)._reinterpret(gl.int64, [ROWS, 8], plain).load(tile)
         gl.thread_barrier()  # every warp has read the slot before it is refilled
-        j = i + STAGES
-        if j < total:
-            item = pid + (j // ITEM_SEGS) * PROGRAMS
-            seg = (item // row_blocks) * ITEM_SEGS + j % ITEM_SEGS
-            mbarrier.expect(bars.index(slot), codes_desc.block_type.nbytes)
-            tma.async_copy_global_to_shared(codes_desc, [(item % row_blocks) * ROWS, seg * 64], bars.index(slot),
-                                            smem.index(slot))
+        if i + STAGES < total:
+            _issue(codes_desc, smem, bars, i + STAGES, pid, row_blocks, ITEM_SEGS, ROWS, STAGES, PROGRAMS)
     folded = gl.reduce_or(gl.reduce_or(acc, axis=1), axis=0)
     gl.store(out_ptr + pid, folded)
 

@@ -178,4 +178,3 @@ def test_skinny_fragment_layout(fmt, tiles, warps, rows, chunks):
     for name in used:
         assert "sizePerThread = [1, " in layouts[name], layouts[name]
         assert f"threadsPerWarp = [32, 1], warpsPerCTA = [{warps}, 1]" in layouts[name], layouts[name]
-
