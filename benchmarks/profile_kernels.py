@@ -22,7 +22,8 @@ from residq.kernels.block_formats import quantize_blocks
 
 def w4a16_cases(gen):
     for m, n, k, cfg in ((1, 4096, 4096, None), (1, 14336, 4096, None), (16, 4096, 4096, None),
-                         (16, 4096, 4096, {"kernel": "skinny"})):
+                         (16, 4096, 4096, {"kernel": "skinny"}),
+                         (16, 14336, 4096, None), (16, 14336, 4096, {"kernel": "skinny"})):
         w = torch.randn(n, k, device="cuda", generator=gen) * 0.02
         packed = {key: v.contiguous() for key, v in quantize_blocks(w.bfloat16(), "nvfp4").items()}
         x = torch.randn(m, k, device="cuda", generator=gen).bfloat16()
