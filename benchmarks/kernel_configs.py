@@ -18,14 +18,10 @@ def w4a16_configs(m: int, fmt: str, n: int, k: int, sweep: bool) -> list[dict | 
         cfgs = [None]
         if sweep:
             auto = w4a16.skinny_config(m, n, k, fmt)["CH"]
-            half = max(2, auto // 2)
-            # (warps, CH, PREFETCH, register cap, row pairs per PTX call)
-            variants = dict.fromkeys(((4, auto, 1, None, 1), (4, auto, 2, 128, 1), (4, auto, 1, 128, 1),
-                                      (4, 2, 2, None, 1), (4, 2, 2, 128, 1), (4, 8, 2, 128, 1), (8, auto, 2, 128, 1),
-                                      (4, auto, 1, 168, 2), (4, auto, 2, 168, 2), (4, half, 1, 168, 2),
-                                      (4, half, 2, 168, 2), (4, auto, 1, None, 2)))
-            cfgs += [{"kernel": "skinny", "num_warps": w, "R": 1, "CH": ch, "PREFETCH": pf, "maxnreg": reg, "RP": rp}
-                     for w, ch, pf, reg, rp in variants]
+            variants = dict.fromkeys(((4, auto, 1, None), (4, auto, 2, 128), (4, auto, 1, 128),
+                                      (4, 2, 2, None), (4, 2, 2, 128), (4, 8, 2, 128), (8, auto, 2, 128)))
+            cfgs += [{"kernel": "skinny", "num_warps": w, "R": 1, "CH": ch, "PREFETCH": pf, "maxnreg": reg}
+                     for w, ch, pf, reg in variants]
             cfgs.append({"kernel": "tiled"})
         return cfgs
     if m <= 128:

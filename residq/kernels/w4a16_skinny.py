@@ -69,17 +69,11 @@ def _segment_operands(codes_ptr, scale_ptr, row_a, row_b, q, h, seg, segments, N
 
 
 @triton.jit
-def _lane_x(x_ptr, zeros, g, col, ok, M, stride_xm, t: tl.constexpr):
-    """Address of the 16 activations of token row ``g + 8 t`` from column ``col`` that meet this
-    lane's codes, or the zero buffer where ``ok`` is False or the row is past M."""
-    return tl.where((g + 8 * t < M) & ok, (x_ptr + (g + 8 * t) * stride_xm + col).to(tl.int64, bitcast=True), zeros)
-
-
-@triton.jit
 def _lane_mma(a, b, sa, sb, x_ptr, zeros, g, col, ok, M, stride_xm, T: tl.constexpr, PTX: tl.constexpr):
-    """``skinny_mma_ptx`` on one lane's operands (one row pair): x rows g (and g + 8 with T == 2)
-    from column ``col``. Returns the 8 accumulator terms (the last 4 are zeros with T == 1)."""
-    x0 = _lane_x(x_ptr, zeros, g, col, ok, M, stride_xm, 0)
+    """``skinny_mma_ptx`` on one lane's operands: x rows g (and g + 8 with T == 2) from column
+    ``col``, read from the zero buffer where ``ok`` is False or the row is past M. Returns the 8
+    accumulator terms (the last 4 are zeros with T == 1)."""
+    x0 = tl.where((g < M) & ok, (x_ptr + g * stride_xm + col).to(tl.int64, bitcast=True), zeros)
     if T == 1:
         c0, c1, c2, c3 = tl.inline_asm_elementwise(
             PTX, "=f,=f,=f,=f,l,l,r,r,l", [a, b, sa, sb, x0],
@@ -87,61 +81,11 @@ def _lane_mma(a, b, sa, sb, x_ptr, zeros, g, col, ok, M, stride_xm, T: tl.conste
         c4 = tl.zeros_like(c0)
         c5, c6, c7 = c4, c4, c4
     else:
-        x1 = _lane_x(x_ptr, zeros, g, col, ok, M, stride_xm, 1)
+        x1 = tl.where((g + 8 < M) & ok, (x_ptr + (g + 8) * stride_xm + col).to(tl.int64, bitcast=True), zeros)
         c0, c1, c2, c3, c4, c5, c6, c7 = tl.inline_asm_elementwise(
             PTX, "=f,=f,=f,=f,=f,=f,=f,=f,l,l,r,r,l,l", [a, b, sa, sb, x0, x1],
             dtype=(tl.float32,) * 8, is_pure=True, pack=1)
     return c0, c1, c2, c3, c4, c5, c6, c7
-
-
-@triton.jit
-def _lane_mma_two_pairs(a, b, c, d, sa, sb, sc, sd, x_ptr, zeros, g, col, ok, M, stride_xm, T: tl.constexpr,
-                        PTX: tl.constexpr):
-    """``_lane_mma`` for two row pairs (a, b) and (c, d) in one PTX call that loads the
-    activations once: 8 terms per pair (the last 4 of each zeros with T == 1)."""
-    x0 = _lane_x(x_ptr, zeros, g, col, ok, M, stride_xm, 0)
-    if T == 1:
-        a0, a1, a2, a3, b0, b1, b2, b3 = tl.inline_asm_elementwise(
-            PTX, "=f,=f,=f,=f,=f,=f,=f,=f,l,l,l,l,r,r,r,r,l", [a, b, c, d, sa, sb, sc, sd, x0],
-            dtype=(tl.float32,) * 8, is_pure=True, pack=1)
-        z = tl.zeros_like(a0)
-        return a0, a1, a2, a3, z, z, z, z, b0, b1, b2, b3, z, z, z, z
-    else:
-        x1 = _lane_x(x_ptr, zeros, g, col, ok, M, stride_xm, 1)
-        return tl.inline_asm_elementwise(
-            PTX, "=f,=f,=f,=f,=f,=f,=f,=f,=f,=f,=f,=f,=f,=f,=f,=f,l,l,l,l,r,r,r,r,l,l",
-            [a, b, c, d, sa, sb, sc, sd, x0, x1], dtype=(tl.float32,) * 16, is_pure=True, pack=1)
-
-
-@triton.jit
-def _add_terms(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7, c0, c1, c2, c3, c4, c5, c6, c7,
-               step_a, step_b, FMT: tl.constexpr, T: tl.constexpr):
-    """One row pair's accumulators += one segment's terms (INT4: times the rows' group steps)."""
-    if FMT == 2:
-        c0, c1, c2, c3 = c0 * step_a, c1 * step_a, c2 * step_b, c3 * step_b
-        c4, c5, c6, c7 = c4 * step_a, c5 * step_a, c6 * step_b, c7 * step_b
-    acc0 += c0
-    acc1 += c1
-    acc2 += c2
-    acc3 += c3
-    if T == 2:
-        acc4 += c4
-        acc5 += c5
-        acc6 += c6
-        acc7 += c7
-    return acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7
-
-
-@triton.jit
-def _int4_steps(scale_ptr, row_a, row_b, seg, N, K, ok, FMT: tl.constexpr):
-    """INT4: the fp16 step of segment ``seg``'s (single) group of rows a and b; 1.0 otherwise."""
-    if FMT == 2:
-        step_a = tl.load(scale_ptr + row_a * (K // 128) + seg, mask=ok & (row_a < N), other=0.0).to(tl.float32)
-        step_b = tl.load(scale_ptr + row_b * (K // 128) + seg, mask=ok & (row_b < N), other=0.0).to(tl.float32)
-    else:
-        step_a = 1.0
-        step_b = 1.0
-    return step_a, step_b
 
 
 @triton.jit
@@ -199,23 +143,6 @@ def _skinny_out(acc, row, token, out_ptr, ws_ptr, M, N, stride_om, SPLIT: tl.con
 
 
 @triton.jit
-def _pair_out(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7, scale, ra, tok, out_ptr, ws_ptr, M, N, stride_om,
-              T: tl.constexpr, SPLIT: tl.constexpr):
-    """One row pair's sums (rows ``ra``, ``ra + 8``; tokens ``tok``, ``tok + 1``, and + 8 with
-    T == 2) times ``scale``: stored, or added into the workspace (``_skinny_out``)."""
-    rb = ra + 8
-    _skinny_out(tl.sum(acc0, axis=1) * scale, ra, tok, out_ptr, ws_ptr, M, N, stride_om, SPLIT)
-    _skinny_out(tl.sum(acc1, axis=1) * scale, ra, tok + 1, out_ptr, ws_ptr, M, N, stride_om, SPLIT)
-    _skinny_out(tl.sum(acc2, axis=1) * scale, rb, tok, out_ptr, ws_ptr, M, N, stride_om, SPLIT)
-    _skinny_out(tl.sum(acc3, axis=1) * scale, rb, tok + 1, out_ptr, ws_ptr, M, N, stride_om, SPLIT)
-    if T == 2:
-        _skinny_out(tl.sum(acc4, axis=1) * scale, ra, tok + 8, out_ptr, ws_ptr, M, N, stride_om, SPLIT)
-        _skinny_out(tl.sum(acc5, axis=1) * scale, ra, tok + 9, out_ptr, ws_ptr, M, N, stride_om, SPLIT)
-        _skinny_out(tl.sum(acc6, axis=1) * scale, rb, tok + 8, out_ptr, ws_ptr, M, N, stride_om, SPLIT)
-        _skinny_out(tl.sum(acc7, axis=1) * scale, rb, tok + 9, out_ptr, ws_ptr, M, N, stride_om, SPLIT)
-
-
-@triton.jit
 def _skinny_finish(row, token, out_ptr, ws_ptr, M, N, stride_om):
     """Last program of a row block: workspace sums -> output, workspace back to zero."""
     mask = (token < M) & (row < N)
@@ -225,15 +152,6 @@ def _skinny_finish(row, token, out_ptr, ws_ptr, M, N, stride_om):
     tl.store(ws_ptr + offs, tl.zeros_like(summed), mask=mask, cache_modifier=".cg")
 
 
-@triton.jit
-def _pair_finish(ra, tok, out_ptr, ws_ptr, M, N, stride_om, T: tl.constexpr):
-    """``_skinny_finish`` for every output of one row pair (the rows and tokens of ``_pair_out``)."""
-    for t in tl.static_range(T):
-        for r in tl.static_range(2):
-            _skinny_finish(ra + 8 * r, tok + 8 * t, out_ptr, ws_ptr, M, N, stride_om)
-            _skinny_finish(ra + 8 * r, tok + 8 * t + 1, out_ptr, ws_ptr, M, N, stride_om)
-
-
 @triton.jit(do_not_specialize=["M"])
 def _skinny_kernel(
     x_ptr, codes_ptr, scale_ptr, g_ptr, g2_ptr, g3_ptr, out_ptr, ws_ptr, counter_ptr, zero_ptr,
@@ -241,7 +159,6 @@ def _skinny_kernel(
     FMT: tl.constexpr, T: tl.constexpr, R: tl.constexpr, CH: tl.constexpr, SPLIT: tl.constexpr,
     W: tl.constexpr, BF16: tl.constexpr, USE_ASM: tl.constexpr, PTX: tl.constexpr,
     PREFETCH: tl.constexpr = 2, HAS_G2: tl.constexpr = False, RAGGED_K: tl.constexpr = False,
-    RP: tl.constexpr = 1,
 ):
     """``out = x @ W^T`` for M <= 8 T tokens (T token tiles of 8), K a multiple of 128 (or, with
     ``RAGGED_K``, of 16: the last segment's missing halves count as zeros; FP4 only).
@@ -252,15 +169,13 @@ def _skinny_kernel(
     ARCQuant's residual scale for the columns from K_MAIN on; the launcher keeps every program
     on one side).
 
-    Program (pid_n, pid_k): rows ``[pid_n * BN, +BN)``, BN = 16 W R RP, and the 128-column
+    Program (pid_n, pid_k): rows ``[pid_n * BN, +BN)``, BN = 16 W R, and the 128-column
     segments ``[pid_k * CH, +CH)``. Tensors are ``[P, 2]``, P = 32 W R: element (p, h) is the
     8-byte half h of the 16 bytes of lane p % 32 of warp (p // 32) % W (Triton's layout of a
     16-byte-per-row int64 tile; all lanes of a warp share p // 32), so every PTX call of a warp
-    sees one consistent MMA fragment (see the comment above ``skinny_mma_ptx``). With RP == 2
-    each call also takes a second row pair, 16 W R rows further on, sharing its activations
-    (not with ``RAGGED_K``).
+    sees one consistent MMA fragment (see the comment above ``skinny_mma_ptx``).
     """
-    BN: tl.constexpr = 16 * W * R * RP
+    BN: tl.constexpr = 16 * W * R
     P: tl.constexpr = 32 * W * R
     pid_n = tl.program_id(0)
     pid_k = tl.program_id(1)
@@ -270,8 +185,6 @@ def _skinny_kernel(
     q = p % 4
     row_a = pid_n * BN + (p // 32) * 16 + g  # [P, 1]
     row_b = row_a + 8
-    row_c = row_a + 16 * W * R  # the second row pair (RP == 2)
-    row_d = row_c + 8
     segments = tl.cdiv(K, 128)
     acc0 = tl.zeros([P, 2], dtype=tl.float32)  # (row g, token 2q), summed over h at the end
     acc1 = tl.zeros([P, 2], dtype=tl.float32)  # (row g, token 2q + 1)
@@ -281,29 +194,17 @@ def _skinny_kernel(
     acc5 = tl.zeros([P, 2], dtype=tl.float32)
     acc6 = tl.zeros([P, 2], dtype=tl.float32)
     acc7 = tl.zeros([P, 2], dtype=tl.float32)
-    acc8 = tl.zeros([P, 2], dtype=tl.float32)  # acc8..acc15: the second row pair (RP == 2)
-    acc9 = tl.zeros([P, 2], dtype=tl.float32)
-    acc10 = tl.zeros([P, 2], dtype=tl.float32)
-    acc11 = tl.zeros([P, 2], dtype=tl.float32)
-    acc12 = tl.zeros([P, 2], dtype=tl.float32)
-    acc13 = tl.zeros([P, 2], dtype=tl.float32)
-    acc14 = tl.zeros([P, 2], dtype=tl.float32)
-    acc15 = tl.zeros([P, 2], dtype=tl.float32)
     if USE_ASM and not RAGGED_K:
         a_next, b_next, sa_next, sb_next = _segment_operands(
             codes_ptr, scale_ptr, row_a, row_b, q, h, pid_k * CH, segments, N, K, FMT)
-        if RP == 2:
-            c_next, d_next, sc_next, sd_next = _segment_operands(
-                codes_ptr, scale_ptr, row_c, row_d, q, h, pid_k * CH, segments, N, K, FMT)
         if PREFETCH == 2:
             a_next2, b_next2, sa_next2, sb_next2 = _segment_operands(
                 codes_ptr, scale_ptr, row_a, row_b, q, h, pid_k * CH + 1, segments, N, K, FMT)
-            if RP == 2:
-                c_next2, d_next2, sc_next2, sd_next2 = _segment_operands(
-                    codes_ptr, scale_ptr, row_c, row_d, q, h, pid_k * CH + 1, segments, N, K, FMT)
-    for ci in tl.static_range(CH):
-        seg = pid_k * CH + ci
+    for c in tl.static_range(CH):
+        seg = pid_k * CH + c
         seg_ok = (q * 0 + seg) < segments  # [P, 1] (the interpreter wants tensor masks)
+        ok_a = (row_a < N) & seg_ok
+        ok_b = (row_b < N) & seg_ok
         if USE_ASM and RAGGED_K:
             c0, c1, c2, c3, c4, c5, c6, c7 = _ragged_segment_asm(
                 codes_ptr, scale_ptr, x_ptr, zero_ptr, row_a, row_b, g, q, h, seg, segments, M, N, K,
@@ -312,48 +213,51 @@ def _skinny_kernel(
             # this segment's operands were loaded PREFETCH segments ago (see _segment_operands);
             # load the ones PREFETCH segments ahead now, so their latency overlaps these MMAs
             a, b, sa, sb = a_next, b_next, sa_next, sb_next
-            if RP == 2:
-                c, d, sc, sd = c_next, d_next, sc_next, sd_next
             if PREFETCH == 2:
                 a_next, b_next, sa_next, sb_next = a_next2, b_next2, sa_next2, sb_next2
-                if RP == 2:
-                    c_next, d_next, sc_next, sd_next = c_next2, d_next2, sc_next2, sd_next2
-            if ci + PREFETCH < CH:
-                ahead = pid_k * CH + ci + PREFETCH
+            if c + PREFETCH < CH:
                 if PREFETCH == 2:
                     a_next2, b_next2, sa_next2, sb_next2 = _segment_operands(
-                        codes_ptr, scale_ptr, row_a, row_b, q, h, ahead, segments, N, K, FMT)
-                    if RP == 2:
-                        c_next2, d_next2, sc_next2, sd_next2 = _segment_operands(
-                            codes_ptr, scale_ptr, row_c, row_d, q, h, ahead, segments, N, K, FMT)
+                        codes_ptr, scale_ptr, row_a, row_b, q, h, pid_k * CH + c + 2, segments, N, K, FMT)
                 else:
                     a_next, b_next, sa_next, sb_next = _segment_operands(
-                        codes_ptr, scale_ptr, row_a, row_b, q, h, ahead, segments, N, K, FMT)
-                    if RP == 2:
-                        c_next, d_next, sc_next, sd_next = _segment_operands(
-                            codes_ptr, scale_ptr, row_c, row_d, q, h, ahead, segments, N, K, FMT)
+                        codes_ptr, scale_ptr, row_a, row_b, q, h, pid_k * CH + c + 1, segments, N, K, FMT)
             zeros = zero_ptr.to(tl.int64, bitcast=True)
-            col = seg * 128 + q * 32 + h * 16
-            if RP == 2:
-                c0, c1, c2, c3, c4, c5, c6, c7, e0, e1, e2, e3, e4, e5, e6, e7 = _lane_mma_two_pairs(
-                    a, b, c, d, sa, sb, sc, sd, x_ptr, zeros, g, col, seg_ok, M, stride_xm, T, PTX)
-            else:
-                c0, c1, c2, c3, c4, c5, c6, c7 = _lane_mma(a, b, sa, sb, x_ptr, zeros, g, col, seg_ok, M,
-                                                           stride_xm, T, PTX)
+            c0, c1, c2, c3, c4, c5, c6, c7 = _lane_mma(a, b, sa, sb, x_ptr, zeros, g, seg * 128 + q * 32 + h * 16,
+                                                       seg_ok, M, stride_xm, T, PTX)
         else:
-            c0, c1, c2, c3, c4, c5, c6, c7 = lane_segment_plain(
-                codes_ptr, scale_ptr, x_ptr, row_a, row_b, h, q, seg, M, N, K, stride_xm, FMT, T)
-            if RP == 2:
-                e0, e1, e2, e3, e4, e5, e6, e7 = lane_segment_plain(
-                    codes_ptr, scale_ptr, x_ptr, row_c, row_d, h, q, seg, M, N, K, stride_xm, FMT, T)
-        step_a, step_b = _int4_steps(scale_ptr, row_a, row_b, seg, N, K, seg_ok, FMT)
-        acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7 = _add_terms(
-            acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7, c0, c1, c2, c3, c4, c5, c6, c7, step_a, step_b, FMT, T)
-        if RP == 2:
-            step_c, step_d = _int4_steps(scale_ptr, row_c, row_d, seg, N, K, seg_ok, FMT)
-            acc8, acc9, acc10, acc11, acc12, acc13, acc14, acc15 = _add_terms(
-                acc8, acc9, acc10, acc11, acc12, acc13, acc14, acc15, e0, e1, e2, e3, e4, e5, e6, e7,
-                step_c, step_d, FMT, T)
+            first = h == 0  # the plain path puts a whole segment's sums into half 0
+            c0, c1, c2, c3 = lane_segment_plain(codes_ptr, scale_ptr, x_ptr, row_a, row_b, q, seg, M,
+                                                 N, K, stride_xm, FMT, 0)
+            c0, c1, c2, c3 = (tl.where(first, c0, 0.0), tl.where(first, c1, 0.0),
+                              tl.where(first, c2, 0.0), tl.where(first, c3, 0.0))
+            if T == 2:
+                c4, c5, c6, c7 = lane_segment_plain(codes_ptr, scale_ptr, x_ptr, row_a, row_b, q, seg,
+                                                     M, N, K, stride_xm, FMT, 1)
+                c4, c5, c6, c7 = (tl.where(first, c4, 0.0), tl.where(first, c5, 0.0),
+                                  tl.where(first, c6, 0.0), tl.where(first, c7, 0.0))
+        if FMT == 2:  # INT4: the fp16 step of the segment's (single) group, per row
+            step_a = tl.load(scale_ptr + row_a * (K // 128) + seg, mask=ok_a, other=0.0).to(tl.float32)
+            step_b = tl.load(scale_ptr + row_b * (K // 128) + seg, mask=ok_b, other=0.0).to(tl.float32)
+            acc0 += c0 * step_a
+            acc1 += c1 * step_a
+            acc2 += c2 * step_b
+            acc3 += c3 * step_b
+            if T == 2:
+                acc4 += c4 * step_a
+                acc5 += c5 * step_a
+                acc6 += c6 * step_b
+                acc7 += c7 * step_b
+        else:
+            acc0 += c0
+            acc1 += c1
+            acc2 += c2
+            acc3 += c3
+            if T == 2:
+                acc4 += c4
+                acc5 += c5
+                acc6 += c6
+                acc7 += c7
     scale = 1.0
     if FMT == 0:
         scale = tl.load(g_ptr)
@@ -363,20 +267,30 @@ def _skinny_kernel(
             scale = scale * 128.0
     pv = tl.arange(0, P)
     ra = pid_n * BN + (pv // 32) * 16 + (pv % 32) // 4
-    rc = ra + 16 * W * R
+    rb = ra + 8
     tok = 2 * (pv % 4)
-    _pair_out(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7, scale, ra, tok, out_ptr, ws_ptr, M, N, stride_om,
-              T, SPLIT)
-    if RP == 2:
-        _pair_out(acc8, acc9, acc10, acc11, acc12, acc13, acc14, acc15, scale, rc, tok, out_ptr, ws_ptr, M, N,
-                  stride_om, T, SPLIT)
+    _skinny_out(tl.sum(acc0, axis=1) * scale, ra, tok, out_ptr, ws_ptr, M, N, stride_om, SPLIT)
+    _skinny_out(tl.sum(acc1, axis=1) * scale, ra, tok + 1, out_ptr, ws_ptr, M, N, stride_om, SPLIT)
+    _skinny_out(tl.sum(acc2, axis=1) * scale, rb, tok, out_ptr, ws_ptr, M, N, stride_om, SPLIT)
+    _skinny_out(tl.sum(acc3, axis=1) * scale, rb, tok + 1, out_ptr, ws_ptr, M, N, stride_om, SPLIT)
+    if T == 2:
+        _skinny_out(tl.sum(acc4, axis=1) * scale, ra, tok + 8, out_ptr, ws_ptr, M, N, stride_om, SPLIT)
+        _skinny_out(tl.sum(acc5, axis=1) * scale, ra, tok + 9, out_ptr, ws_ptr, M, N, stride_om, SPLIT)
+        _skinny_out(tl.sum(acc6, axis=1) * scale, rb, tok + 8, out_ptr, ws_ptr, M, N, stride_om, SPLIT)
+        _skinny_out(tl.sum(acc7, axis=1) * scale, rb, tok + 9, out_ptr, ws_ptr, M, N, stride_om, SPLIT)
     if SPLIT > 1:
         tl.debug_barrier()
         arrived = tl.atomic_add(counter_ptr + pid_n, 1, sem="acq_rel", scope="gpu")
         if arrived == SPLIT - 1:
-            _pair_finish(ra, tok, out_ptr, ws_ptr, M, N, stride_om, T)
-            if RP == 2:
-                _pair_finish(rc, tok, out_ptr, ws_ptr, M, N, stride_om, T)
+            _skinny_finish(ra, tok, out_ptr, ws_ptr, M, N, stride_om)
+            _skinny_finish(ra, tok + 1, out_ptr, ws_ptr, M, N, stride_om)
+            _skinny_finish(rb, tok, out_ptr, ws_ptr, M, N, stride_om)
+            _skinny_finish(rb, tok + 1, out_ptr, ws_ptr, M, N, stride_om)
+            if T == 2:
+                _skinny_finish(ra, tok + 8, out_ptr, ws_ptr, M, N, stride_om)
+                _skinny_finish(ra, tok + 9, out_ptr, ws_ptr, M, N, stride_om)
+                _skinny_finish(rb, tok + 8, out_ptr, ws_ptr, M, N, stride_om)
+                _skinny_finish(rb, tok + 9, out_ptr, ws_ptr, M, N, stride_om)
             tl.atomic_xchg(counter_ptr + pid_n, 0, sem="relaxed", scope="gpu")
 
 
@@ -431,11 +345,7 @@ def launch_skinny(x, packed, fmt, out, cfg, use_asm, extra_scale=None, k_main=No
     m, k = x.shape
     n = packed["codes"].shape[0]
     warps, r, ch = cfg["num_warps"], cfg.get("R", 1), cfg["CH"]
-    ragged = k % 128 != 0
-    row_pairs = 1 if ragged else cfg.get("RP", 1)  # the ragged path takes one row pair per call
-    if row_pairs not in (1, 2):
-        raise ValueError(f"skinny config RP (row pairs per PTX call) must be 1 or 2, got {row_pairs}")
-    rows = 16 * warps * r * row_pairs
+    rows = 16 * warps * r
     split = triton.cdiv(triton.cdiv(k, 128), ch)
     if k_main is not None and k_main % (128 * ch):
         raise ValueError(f"k_main={k_main} must be a multiple of 128 * CH = {128 * ch}")
@@ -451,8 +361,8 @@ def launch_skinny(x, packed, fmt, out, cfg, use_asm, extra_scale=None, k_main=No
         out, ws, counters, zeros,
         m, n, k, k if k_main is None else k_main, x.stride(0), out.stride(0),
         FMT=fmt_id, T=tiles, R=r, CH=ch, SPLIT=split, W=warps, BF16=bf16, USE_ASM=use_asm,
-        PTX=skinny_mma_ptx(fmt_id, bf16, tiles, row_pairs) if use_asm else "", PREFETCH=cfg.get("PREFETCH", 2),
-        HAS_G2=extra_scale is not None, RAGGED_K=ragged, RP=row_pairs,
+        PTX=skinny_mma_ptx(fmt_id, bf16, tiles) if use_asm else "", PREFETCH=cfg.get("PREFETCH", 2),
+        HAS_G2=extra_scale is not None, RAGGED_K=k % 128 != 0,
         num_warps=warps, num_stages=1, maxnreg=cfg.get("maxnreg"),
     )
     return out

@@ -35,8 +35,8 @@ def _lane_rows_plain(codes_ptr, scale_ptr, row, seg, N, K, xe, xo, FMT: tl.const
 
 
 @triton.jit
-def _token_tile_plain(codes_ptr, scale_ptr, x_ptr, row_a, row_b, q, seg, M, N, K, stride_xm,
-                      FMT: tl.constexpr, T: tl.constexpr):
+def lane_segment_plain(codes_ptr, scale_ptr, x_ptr, row_a, row_b, q, seg, M, N, K, stride_xm,
+                        FMT: tl.constexpr, T: tl.constexpr):
     """``skinny_mma_ptx``'s outputs for token tile T summed over the lane's two halves, with
     plain tensor arithmetic: c0, c1, c2, c3, ``[P, 1]`` each."""
     j = tl.arange(0, 64)[None, :]
@@ -53,24 +53,3 @@ def _token_tile_plain(codes_ptr, scale_ptr, x_ptr, row_a, row_b, q, seg, M, N, K
     c2 = _lane_rows_plain(codes_ptr, scale_ptr, row_b, seg, N, K, xe0, xo0, FMT)
     c3 = _lane_rows_plain(codes_ptr, scale_ptr, row_b, seg, N, K, xe1, xo1, FMT)
     return c0, c1, c2, c3
-
-
-@triton.jit
-def lane_segment_plain(codes_ptr, scale_ptr, x_ptr, row_a, row_b, h, q, seg, M, N, K, stride_xm,
-                       FMT: tl.constexpr, T: tl.constexpr):
-    """The 8 terms ``_lane_mma`` returns for one row pair (rows ``row_a``, ``row_b``), ``[P, 2]``
-    each: a whole segment's sums in half ``h == 0``, zeros in half 1 (and in the last 4 with
-    T == 1)."""
-    first = h == 0
-    c0, c1, c2, c3 = _token_tile_plain(codes_ptr, scale_ptr, x_ptr, row_a, row_b, q, seg, M, N, K, stride_xm,
-                                       FMT, 0)
-    c0, c1, c2, c3 = (tl.where(first, c0, 0.0), tl.where(first, c1, 0.0),
-                      tl.where(first, c2, 0.0), tl.where(first, c3, 0.0))
-    c4 = tl.zeros_like(c0)
-    c5, c6, c7 = c4, c4, c4
-    if T == 2:
-        c4, c5, c6, c7 = _token_tile_plain(codes_ptr, scale_ptr, x_ptr, row_a, row_b, q, seg, M, N, K,
-                                           stride_xm, FMT, 1)
-        c4, c5, c6, c7 = (tl.where(first, c4, 0.0), tl.where(first, c5, 0.0),
-                          tl.where(first, c6, 0.0), tl.where(first, c7, 0.0))
-    return c0, c1, c2, c3, c4, c5, c6, c7

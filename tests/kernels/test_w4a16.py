@@ -62,9 +62,6 @@ SKINNY_CASES = [
     (1, 40, 384, {"kernel": "skinny", "num_warps": 1, "CH": 2}),
     (5, 72, 256, {"kernel": "skinny", "num_warps": 2, "CH": 1}),
     (12, 24, 512, {"kernel": "skinny", "num_warps": 1, "CH": 4}),
-    # two row pairs per call: the second pair's rows run past N, one and two token tiles
-    (3, 40, 256, {"kernel": "skinny", "num_warps": 1, "CH": 2, "RP": 2}),
-    (14, 72, 384, {"kernel": "skinny", "num_warps": 2, "CH": 2, "RP": 2}),
 ]
 
 
@@ -83,8 +80,7 @@ def test_skinny_matches_reference(fmt, dtype, m, n, k, cfg):
 @pytest.mark.skipif(DEVICE is None or DEVICE.type != "cuda", reason="inline PTX runs on the GPU only")
 @pytest.mark.parametrize("fmt, dtype", FORMATS)
 @pytest.mark.parametrize("m, cfg", [(1, {}), (7, {"num_warps": 8, "R": 2, "CH": 4}), (16, {}),
-                                    (9, {"num_warps": 4, "R": 1, "CH": 16}), (16, {"RP": 2, "CH": 4}),
-                                    (5, {"RP": 2, "R": 2, "CH": 2, "PREFETCH": 1}), (13, {"RP": 2, "PREFETCH": 1})])
+                                    (9, {"num_warps": 4, "R": 1, "CH": 16})])
 def test_skinny_ptx_matches_reference(fmt, dtype, m, cfg):
     """The MMA-fragment PTX path (GPU only) on shapes with several programs per row block."""
     x, packed = _problem(fmt, m, 200, 2048, dtype, seed=4)
@@ -148,10 +144,9 @@ def test_rejects_bad_inputs():
         w4a16.launch(x4, p4, "int4", config={"kernel": "tiled", "BLOCK_K": 256})
 
 
-@pytest.mark.parametrize("fmt, tiles, warps, rows, chunks, pairs", [
-    (0, 1, 4, 1, 8, 1), (1, 1, 1, 1, 2, 1), (2, 2, 2, 1, 4, 1), (1, 2, 8, 2, 4, 1), (0, 2, 4, 1, 4, 2),
-    (2, 1, 4, 1, 2, 2)])
-def test_skinny_fragment_layout(fmt, tiles, warps, rows, chunks, pairs):
+@pytest.mark.parametrize("fmt, tiles, warps, rows, chunks", [(0, 1, 4, 1, 8), (1, 1, 1, 1, 2), (2, 2, 2, 1, 4),
+                                                             (1, 2, 8, 2, 4)])
+def test_skinny_fragment_layout(fmt, tiles, warps, rows, chunks):
     """The PTX of ``_skinny_kernel`` assumes lane = p % 32, warp = (p // 32) % W for its [P, 2]
     operands (one MMA fragment per call). Check the layout Triton gives them, compiling for
     sm_90 without a GPU (no CUDA needed; skipped where the compiler cannot run)."""
@@ -163,7 +158,7 @@ def test_skinny_fragment_layout(fmt, tiles, warps, rows, chunks, pairs):
 
     fn = w4a16_skinny._skinny_kernel
     constexprs = {"FMT": fmt, "T": tiles, "R": rows, "CH": chunks, "SPLIT": 2, "W": warps, "BF16": True,
-                  "USE_ASM": True, "PTX": w4a16_skinny.skinny_mma_ptx(fmt, True, tiles, pairs), "RP": pairs}
+                  "USE_ASM": True, "PTX": w4a16_skinny.skinny_mma_ptx(fmt, True, tiles)}
     signature = {"x_ptr": "*bf16", "codes_ptr": "*u8", "scale_ptr": "*fp16" if fmt == 2 else "*u8",
                  "g_ptr": "*fp32", "out_ptr": "*bf16", "ws_ptr": "*fp32", "counter_ptr": "*i32",
                  "zero_ptr": "*u8", "M": "i32", "N": "i32", "K": "i32", "stride_xm": "i32", "stride_om": "i32"}
