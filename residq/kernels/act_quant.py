@@ -2,7 +2,9 @@
 
 Computes, for activations ``X`` ``(M, K)`` (bf16/fp16/fp32):
 
-1. optional channel gather ``X_perm = X[:, perm]`` (ARCQuant sorts outlier channels last);
+1. optional channel gather ``X_perm = X[:, perm]`` (ARCQuant sorts outlier channels last): on
+   the GPU a pass of its own (``column_gather.py``, ~0.9 of copy bandwidth on the H100), else
+   inside the quantizer's loads (``gather="fused"``);
 2. ``Q1 = quantize(X_perm)`` per block (``block_formats.py``); NVFP4 uses a dynamic global
    scale ``g1 = amax(|X|) / 2688`` (or a static one given by the caller);
 3. ARCQuant (arXiv 2601.07475) with ``s > 0``: ``R = X_perm[:, K-s:] - deq(Q1)[:, K-s:]``,
@@ -34,6 +36,8 @@ from residq.kernels.act_quant_tiles import (
     quantize_block_halves,
 )
 from residq.kernels.block_formats import FORMAT_IDS, block_size, check_k, dequantize_blocks, quantize_blocks
+from residq.kernels.column_gather import available as column_gather_available
+from residq.kernels.column_gather import gather_columns
 
 AMAX_PROGRAMS = 1024  # programs (and partials) of the global-amax pass
 _amax_workspaces: dict[tuple[torch.device, str], tuple[torch.Tensor, torch.Tensor]] = {}
@@ -283,6 +287,7 @@ def launch(
     chunk_cols: int | None = None,
     num_warps: int | None = None,
     chunks_per_program: int | None = None,
+    gather: str | None = None,
 ) -> dict[str, torch.Tensor]:
     """Quantize activations ``x`` ``(M, K)`` on the device; keys as ``reference``.
 
@@ -293,15 +298,26 @@ def launch(
     NVFP4 scale (no amax pass). ``block_rows``/``chunk_cols``/``num_warps``: one program's tile;
     ``chunks_per_program``: how many consecutive tiles of a row band one program quantizes (more
     than one turns on the prefetching loop; ``lowrank_a`` takes the whole band). Unset values
-    come from ``default_tile(fmt, s, lowrank_a is not None)``.
+    come from ``default_tile(fmt, s, lowrank_a is not None)``. ``gather``: how ``perm`` is
+    applied: ``"pass"`` writes ``X_perm`` first (``column_gather.py``), ``"fused"`` gathers
+    inside the quantizer's loads; None (default) takes "pass" where ``column_gather``'s kernel
+    runs (2.3-3.2x faster on the H100, ``scripts/perm_gather_probe.py``) and "fused" elsewhere
+    (there the pass would be torch indexing, slower than the fused loads).
     """
     _check_inputs(x, fmt, perm, s, lowrank_a)
+    if gather not in (None, "pass", "fused"):
+        raise ValueError(f"gather must be 'pass' or 'fused', got {gather!r}")
+    if gather is None:
+        gather = "pass" if column_gather_available(x.device) else "fused"
     tile = default_tile(fmt, s, lowrank_a is not None)
     block_rows = block_rows or tile["block_rows"]
     chunk_cols = chunk_cols or tile["chunk_cols"]
     num_warps = num_warps or tile["num_warps"]
     chunks_per_program = chunks_per_program or tile["chunks_per_program"]
     x = x if x.stride(1) == 1 else x.contiguous()
+    if perm is not None and gather == "pass":
+        x = gather_columns(x, perm.to(x.device))
+        perm = None
     m, k = x.shape
     sb = block_size(fmt)
     fmt_id = FORMAT_IDS[fmt]

@@ -60,8 +60,7 @@ def kernel_forward(module, rows: torch.Tensor) -> torch.Tensor | None:
     packed = {key: getattr(module, f"qweight_{key}") for key in module.packed_keys}
     if module.act_spec is None:
         return kernels.w4a16_linear(rows, packed, fmt, module.out_features, module.in_features)
-    perm = getattr(module, "input_perm", None)
-    scale, lowrank_a, lowrank_b = _input_order_operands(module, rows)
+    perm, scale, lowrank_a, lowrank_b = _input_order_operands(module, rows)
     if scale is not None:  # the kernels gather channels themselves: divide in the input's order
         rows = rows / scale
     lowrank = (lowrank_a, lowrank_b) if lowrank_a is not None else None
@@ -70,8 +69,9 @@ def kernel_forward(module, rows: torch.Tensor) -> torch.Tensor | None:
 
 
 def _input_order_operands(module, rows: torch.Tensor):
-    """``(input_scale, lowrank_a, lowrank_b)`` as the kernels take them: the smoothing scale and
-    ARHQ's ``A`` rows in the input's channel order (undoing ``input_perm``), everything in the
+    """``(input_perm, input_scale, lowrank_a, lowrank_b)`` as the kernels take them: the channel
+    order as int32 on the rows' device (what the channel gather reads), the smoothing scale and
+    ARHQ's ``A`` rows in the input's channel order (undoing ``input_perm``), the rest in the
     activations' dtype; None where the layer has none.
 
     Cached on the module per device, dtype and buffer version (``Tensor._version`` moves on
@@ -94,6 +94,8 @@ def _input_order_operands(module, rows: torch.Tensor):
         t = t.to(rows.device)
         return (t if inverse is None else t[inverse]).to(rows.dtype).contiguous()
 
-    operands = (input_order(scale), input_order(a), None if b is None else b.to(rows.device, rows.dtype).contiguous())
+    perm32 = None if perm is None else perm.to(device=rows.device, dtype=torch.int32)
+    operands = (perm32, input_order(scale), input_order(a),
+                None if b is None else b.to(rows.device, rows.dtype).contiguous())
     module._kernel_operands = (key, operands)
     return operands

@@ -48,11 +48,12 @@ def _assert_same(out, ref):
 
 
 @pytest.mark.parametrize("fmt", ["nvfp4", "mxfp4", "int4"])
-@pytest.mark.parametrize("m, k, s, perm", [(5, 256, 0, False), (19, 384, 128, True)])
-def test_matches_reference(fmt, m, k, s, perm):
+@pytest.mark.parametrize("m, k, s, perm, gather", [(5, 256, 0, False, "pass"), (19, 384, 128, True, "pass"),
+                                                  (19, 384, 128, True, "fused")])
+def test_matches_reference(fmt, m, k, s, perm, gather):
     x = _activations(m, k)
     p = torch.randperm(k, generator=torch.Generator().manual_seed(1)).to(DEVICE) if perm else None
-    _assert_same(act_quant.launch(x, fmt, perm=p, s=s), _reference(x, fmt, perm=p, s=s))
+    _assert_same(act_quant.launch(x, fmt, perm=p, s=s, gather=gather), _reference(x, fmt, perm=p, s=s))
 
 
 def test_static_scale_and_lowrank_xa():
@@ -84,6 +85,8 @@ def test_rejects_bad_arguments():
         act_quant.launch(x, "nvfp4", s=8)
     with pytest.raises(ValueError, match="perm must be"):
         act_quant.launch(x, "nvfp4", perm=torch.arange(10, device=DEVICE))
+    with pytest.raises(ValueError, match="gather must be 'pass' or 'fused'"):
+        act_quant.launch(x, "nvfp4", perm=torch.arange(256, device=DEVICE), gather="smem")
 
 
 @pytest.mark.parametrize("s", [0, 32])
@@ -102,7 +105,7 @@ def test_prefetching_loop_matches_reference(fmt, s, perm, chunks):
     """Several chunks per program (the prefetching loop), with a ragged last chunk per band."""
     x = _activations(7, 640)
     p = torch.randperm(640, generator=torch.Generator().manual_seed(3)).to(DEVICE) if perm else None
-    out = act_quant.launch(x, fmt, perm=p, s=s, chunk_cols=128, chunks_per_program=chunks)
+    out = act_quant.launch(x, fmt, perm=p, s=s, chunk_cols=128, chunks_per_program=chunks, gather="fused")
     _assert_same(out, _reference(x, fmt, perm=p, s=s))
 
 

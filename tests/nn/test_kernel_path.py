@@ -46,8 +46,9 @@ def test_kernels_match_the_reference_path(case):
 
 
 def test_input_order_operands_are_prepared_once_and_follow_the_buffers():
-    """The kernels take the smoothing scale and ARHQ's A in the input's channel order, in the
-    activations' dtype: prepared once per layer, redone when a buffer is written in place."""
+    """The kernels take the channel order as int32, the smoothing scale and ARHQ's A in the
+    input's channel order, in the activations' dtype: prepared once per layer, redone when a
+    buffer is written in place."""
     from residq.nn.kernel_path import _input_order_operands
 
     torch.manual_seed(0)
@@ -58,14 +59,15 @@ def test_input_order_operands_are_prepared_once_and_follow_the_buffers():
     layer.lowrank_a, layer.lowrank_b = torch.randn(k, r).half(), torch.randn(n, r).half()
     module = QuantLinear.from_quantized(layer, k)
     rows = torch.randn(3, k, dtype=torch.bfloat16)
-    scale, a, b = _input_order_operands(module, rows)
+    perm32, scale, a, b = _input_order_operands(module, rows)
+    assert perm32.dtype == torch.int32 and torch.equal(perm32.long(), module.input_perm)
     inverse = torch.argsort(module.input_perm)
     assert torch.equal(scale, module.input_scale[inverse].bfloat16())
     assert torch.equal(a, module.lowrank_a[inverse].bfloat16()) and torch.equal(b, module.lowrank_b.bfloat16())
     # x / scale in input order, then gathered, is the reference's gather-then-divide
     assert torch.equal((rows / scale)[:, module.input_perm], rows[:, module.input_perm] / module.input_scale.bfloat16())
-    assert _input_order_operands(module, rows)[1] is a  # cached
+    assert _input_order_operands(module, rows)[2] is a  # cached
     with torch.no_grad():
         module.lowrank_a.mul_(2)  # an in-place write (as load_state_dict does) invalidates it
-    assert torch.equal(_input_order_operands(module, rows)[1], 2 * a)
-    assert _input_order_operands(module, rows.half())[1].dtype == torch.float16
+    assert torch.equal(_input_order_operands(module, rows)[2], 2 * a)
+    assert _input_order_operands(module, rows.half())[2].dtype == torch.float16
