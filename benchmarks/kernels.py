@@ -288,8 +288,9 @@ def work_units(args, shapes, ms):
                     units.append((f"act {fmt}", lambda b, f=fmt, m=m, k=k: b.run_act_quant(
                         f, m, k, copy_gbps["v"])))
                 m = max(family_ms["act"])
-                extras = ({"static": True}, {"s": arc_s(k, block_size(fmt))}, {"perm": True},
-                          {"rank": LOWRANK_RANK})
+                residual = arc_s(k, block_size(fmt))
+                extras = ({"static": True}, {"s": residual}, {"perm": True}, {"perm": True, "s": residual},
+                          {"rank": LOWRANK_RANK})  # perm + s: what an ARCQuant layer runs
                 for extra in extras:
                     units.append((f"act {fmt} {extra}", lambda b, f=fmt, m=m, k=k, e=extra: b.run_act_quant(
                         f, m, k, copy_gbps["v"], **e)))

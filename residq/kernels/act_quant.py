@@ -315,8 +315,11 @@ def launch(
     num_warps = num_warps or tile["num_warps"]
     chunks_per_program = chunks_per_program or tile["chunks_per_program"]
     x = x if x.stride(1) == 1 else x.contiguous()
-    if perm is not None and gather == "pass":
-        x = gather_columns(x, perm.to(x.device))
+    dynamic = fmt == "nvfp4" and global_scale is None
+    partial_amax = None
+    if perm is not None and gather == "pass":  # NVFP4's dynamic amax comes from the same read
+        x, partial_amax = gather_columns(x, perm.to(x.device), with_amax=True) if dynamic else (
+            gather_columns(x, perm.to(x.device)), None)
         perm = None
     m, k = x.shape
     sb = block_size(fmt)
@@ -328,12 +331,11 @@ def launch(
     codes = torch.empty((m, (k + s) // 2), dtype=torch.uint8, device=device)
     scale_dtype = torch.float16 if fmt == "int4" else torch.uint8
     scale = torch.empty((m, (k + s) // sb), dtype=scale_dtype, device=device)
-    dynamic = fmt == "nvfp4" and global_scale is None
     g = torch.empty((), dtype=torch.float32, device=device)
     if fmt == "nvfp4" and global_scale is not None:
         g = global_scale.to(device=device, dtype=torch.float32).reshape(())
-    if dynamic:
-        amax_pass(x, g)
+    if dynamic:  # max |x| is the max of the gather's partial maxima when it took them
+        amax_pass(x if partial_amax is None else partial_amax.view(1, -1), g)
     residual_g = fmt == "nvfp4" and s > 0
     g_res = torch.empty((), dtype=torch.float32, device=device) if residual_g else g  # g: unused stand-in
     perm_arg = perm.to(device) if perm is not None else codes

@@ -68,11 +68,12 @@ def tile(k: int) -> dict[str, int]:
 if gluon is not None:
 
     @gluon.jit
-    def _gather_kernel(x_ptr, perm_ptr, out_ptr, M, K, stride_xm, stride_om,
+    def _gather_kernel(x_ptr, perm_ptr, out_ptr, amax_ptr, M, K, stride_xm, stride_om,
                        BLOCK_M: gl.constexpr, KP: gl.constexpr, SPT: gl.constexpr, TPW_C: gl.constexpr,
-                       WPC_C: gl.constexpr, num_warps: gl.constexpr):
+                       WPC_C: gl.constexpr, AMAX: gl.constexpr, num_warps: gl.constexpr):
         """Rows ``[pid BLOCK_M, +BLOCK_M)``: ``out[r, c] = x[r, perm[c]]`` for ``c < K`` (the
-        padding columns up to KP are neither read nor written); layout parameters from ``tile``."""
+        padding columns up to KP are neither read nor written); layout parameters from ``tile``.
+        ``AMAX``: also ``amax[pid] = max |x|`` over the program's rows (float32)."""
         layout: gl.constexpr = gl.BlockedLayout([1, SPT], [32 // TPW_C, TPW_C], [num_warps // WPC_C, WPC_C], [1, 0])
         rows = gl.program_id(0) * BLOCK_M + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, layout))
         cols = gl.arange(0, KP, layout=gl.SliceLayout(0, layout))
@@ -82,11 +83,16 @@ if gluon is not None:
         source = gl.load(perm_ptr + cols, mask=in_k, other=0)
         index = source[None, :] + gl.zeros([BLOCK_M, KP], gl.int32, layout)
         gathered = gl.gather(x, index, axis=1)
+        if AMAX:
+            gl.store(amax_ptr + gl.program_id(0), gl.max(gl.max(gl.abs(x.to(gl.float32)), axis=1), axis=0))
         gl.store(out_ptr + rows[:, None].to(gl.int64) * stride_om + cols[None, :], gathered, mask=mask)
 
 
-def gather_columns(x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
-    """``x[:, perm]`` as a new contiguous ``(M, K)`` tensor of x's dtype.
+def gather_columns(x: torch.Tensor, perm: torch.Tensor, with_amax: bool = False):
+    """``x[:, perm]`` as a new contiguous ``(M, K)`` tensor of x's dtype; with ``with_amax``,
+    ``(x_perm, partial_amax)``: float32 maxima of ``|x|`` whose maximum is ``max |x|`` (one per
+    program, taken from the same read of x; NVFP4's dynamic global scale needs it, and
+    ``act_quant.amax_pass`` over these few values gives the same scale as over x).
 
     Args:
         x: ``(M, K)`` activations (16- or 32-bit floats), unit column stride.
@@ -101,12 +107,13 @@ def gather_columns(x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
     m, k = x.shape
     if perm.shape != (k,):
         raise ValueError(f"perm must have shape ({k},), got {tuple(perm.shape)}")
-    if not available(x.device):
-        return reference(x, perm).contiguous()
+    if not available(x.device) or m == 0:
+        out = reference(x, perm).contiguous()
+        return (out, x.abs().amax(dim=1).float()) if with_amax else out
     out = torch.empty((m, k), dtype=x.dtype, device=x.device)
-    if m == 0:
-        return out
     cfg = tile(k)
+    programs = triton.cdiv(m, cfg["BLOCK_M"])
+    amax = torch.empty(programs, dtype=torch.float32, device=x.device) if with_amax else out
     index = perm.to(device=x.device, dtype=torch.int32)  # no copy when it is already that
-    _gather_kernel[(triton.cdiv(m, cfg["BLOCK_M"]),)](x, index, out, m, k, x.stride(0), out.stride(0), **cfg)
-    return out
+    _gather_kernel[(programs,)](x, index, out, amax, m, k, x.stride(0), out.stride(0), AMAX=with_amax, **cfg)
+    return (out, amax) if with_amax else out

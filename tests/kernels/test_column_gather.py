@@ -31,6 +31,17 @@ def test_equals_indexing(m, k, dtype):
         assert torch.equal(out, x[:, perm])
 
 
+@pytest.mark.parametrize("m, k", [(9, 256), (5, 4096), (3, 14336)])
+def test_partial_amax_from_the_same_read(m, k):
+    """``with_amax``: the per-program maxima of |x| reduce to max |x| exactly."""
+    x = (torch.randn(m, k, generator=torch.Generator().manual_seed(m)) * 3).bfloat16().to(DEVICE)
+    x[m // 2, k // 3] = -40.0  # the largest magnitude, negative
+    perm = torch.randperm(k).to(DEVICE)
+    out, partial = column_gather.gather_columns(x, perm, with_amax=True)
+    assert torch.equal(out, x[:, perm])
+    assert partial.dtype == torch.float32 and float(partial.max()) == 40.0
+
+
 def test_strided_rows_and_empty_input():
     x = torch.randn(6, 64, dtype=torch.bfloat16).to(DEVICE)
     perm = torch.randperm(32).to(DEVICE)
