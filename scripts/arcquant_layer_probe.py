@@ -1,7 +1,9 @@
 """What the activation quantizer's channel gather costs one Llama-3-8B-shaped decoder layer:
 ``residq bench``'s layer timing (random weights, random-token calibration, CUDA-graph replay) for
-each recipe, with the gather as its own pass (``column_gather.py``, the default on the GPU) and
-with the gather inside the quantizer's loads (the previous default, ``gather="fused"``).
+each recipe, with ``act_quant``'s default (rows "gather pass": the gather as its own pass,
+``column_gather.py``, from ``act_quant.GATHER_PASS_MIN`` elements, so at the 2048-token call; the
+fused loads at 1 token) and with the gather inside the quantizer's loads at every size (rows
+"gather fused": the default before session 15).
 
     PYTHONPATH=. python scripts/arcquant_layer_probe.py [--recipes w4a4-nvfp4-rtn,w4a4-nvfp4-arcquant]
 """

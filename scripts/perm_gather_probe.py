@@ -4,7 +4,8 @@ with the gather inside its loads (``gather="fused"``) and with a gather pass fir
 (``gather="pass"``), for NVFP4 (dynamic and static global scale, with and without ARCQuant's
 residual channels), MXFP4 and INT4, at M = 2048 and the Llama-3-8B K values; with
 benchmarks/kernels.py's timing (CUDA graph, inputs rotated past L2). Every variant's codes are
-first checked against the unpermuted quantizer run on ``x[:, perm]``.
+first checked against the unpermuted quantizer run on ``x[:, perm]``. Last, the crossover in M
+between the two for ARCQuant's call (``act_quant``'s default picks by M K).
 
     PYTHONPATH=. python scripts/perm_gather_probe.py
 """
@@ -26,6 +27,7 @@ from residq.kernels import act_quant, column_gather
 
 M = 2048
 KS = (4096, 14336)
+CROSSOVER_MS = (1, 16, 64, 128, 256, 512)
 CASES = (("nvfp4", False, False), ("nvfp4", True, False), ("nvfp4", False, True), ("mxfp4", False, False),
          ("int4", False, False))  # (format, static global scale, ARCQuant residual of 8% of K)
 
@@ -81,6 +83,17 @@ def main() -> None:
                 line += f"  {mode} {ms * 1e3:6.1f} us ({frac:.2f} of copy)"
             plain = timed(functools.partial(act_quant.launch, fmt=fmt, s=s, global_scale=g), xs)
             print(line + f"  no perm {plain * 1e3:6.1f} us", flush=True)
+    print("crossover, NVFP4 with a dynamic scale and s = 8% of K (an ARCQuant layer's call), us:")
+    for k in KS:
+        s = 16 * math.ceil(0.08 * k / 16)
+        perm32 = torch.randperm(k, device="cuda").int()
+        line = f"  K={k}:"
+        for m in CROSSOVER_MS:
+            xs = [torch.randn(m, k, device="cuda").bfloat16() for _ in range(sets_for(2 * m * k))]
+            fused, passed = (timed(functools.partial(act_quant.launch, fmt="nvfp4", perm=perm32, s=s, gather=mode), xs)
+                             for mode in ("fused", "pass"))
+            line += f"  M={m} fused {fused * 1e3:.1f} pass {passed * 1e3:.1f}"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

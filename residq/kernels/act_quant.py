@@ -40,6 +40,10 @@ from residq.kernels.column_gather import available as column_gather_available
 from residq.kernels.column_gather import gather_columns
 
 AMAX_PROGRAMS = 1024  # programs (and partials) of the global-amax pass
+# activations (M K) from which a permutation is applied by a gather pass. H100, ARCQuant's call:
+# the fused loads won up to M = 128 at K = 4096 and up to M = 16 at K = 14336, the pass from
+# M = 256 and M = 64 (scripts/perm_gather_probe.py; docs/results/perm-gather-probe-h100.txt)
+GATHER_PASS_MIN = 1 << 20
 _amax_workspaces: dict[tuple[torch.device, str], tuple[torch.Tensor, torch.Tensor]] = {}
 AMAX_TILE = {"rows": 8, "cols": 1024, "num_warps": 4}  # the global-amax pass's tile (amax_pass)
 _RESIDUAL_ROWS, _RESIDUAL_BLOCKS = 16, 8  # residual-amax tile: 16 rows x 8 blocks of 16
@@ -300,15 +304,17 @@ def launch(
     than one turns on the prefetching loop; ``lowrank_a`` takes the whole band). Unset values
     come from ``default_tile(fmt, s, lowrank_a is not None)``. ``gather``: how ``perm`` is
     applied: ``"pass"`` writes ``X_perm`` first (``column_gather.py``), ``"fused"`` gathers
-    inside the quantizer's loads; None (default) takes "pass" where ``column_gather``'s kernel
-    runs (2.3-3.2x faster on the H100, ``scripts/perm_gather_probe.py``) and "fused" elsewhere
-    (there the pass would be torch indexing, slower than the fused loads).
+    inside the quantizer's loads; None (default) takes "pass" for ``M K >= GATHER_PASS_MIN``
+    where ``column_gather``'s kernel runs (2.3-3.2x faster at M = 2048 on the H100; below that
+    size its extra launches cost more than they save: ``scripts/perm_gather_probe.py``'s
+    crossover) and "fused" otherwise (without the kernel the pass would be torch indexing).
     """
     _check_inputs(x, fmt, perm, s, lowrank_a)
     if gather not in (None, "pass", "fused"):
         raise ValueError(f"gather must be 'pass' or 'fused', got {gather!r}")
     if gather is None:
-        gather = "pass" if column_gather_available(x.device) else "fused"
+        big = x.shape[0] * x.shape[1] >= GATHER_PASS_MIN
+        gather = "pass" if big and column_gather_available(x.device) else "fused"
     tile = default_tile(fmt, s, lowrank_a is not None)
     block_rows = block_rows or tile["block_rows"]
     chunk_cols = chunk_cols or tile["chunk_cols"]

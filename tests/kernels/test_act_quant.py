@@ -56,6 +56,18 @@ def test_matches_reference(fmt, m, k, s, perm, gather):
     _assert_same(act_quant.launch(x, fmt, perm=p, s=s, gather=gather), _reference(x, fmt, perm=p, s=s))
 
 
+@pytest.mark.skipif(DEVICE is None or DEVICE.type != "cuda", reason="the gather pass kernel runs on the GPU only")
+@pytest.mark.parametrize("fmt, s", [("nvfp4", 336), ("nvfp4", 0), ("mxfp4", 0)])
+def test_default_gather_pass_on_large_activations(fmt, s):
+    """From ``GATHER_PASS_MIN`` elements the default applies ``perm`` with the gather pass (and,
+    NVFP4 with a dynamic scale, takes the amax from it): the same bits as the reference."""
+    m, k = 256, 4096
+    assert m * k >= act_quant.GATHER_PASS_MIN
+    x = _activations(m, k)
+    p = torch.randperm(k, generator=torch.Generator().manual_seed(5)).to(DEVICE)
+    _assert_same(act_quant.launch(x, fmt, perm=p, s=s), _reference(x, fmt, perm=p, s=s))
+
+
 def test_static_scale_and_lowrank_xa():
     x = _activations(17, 256)
     g = torch.tensor(0.02, device=DEVICE)
