@@ -267,6 +267,24 @@ def amax_pass(x: torch.Tensor, g: torch.Tensor, rows: int = AMAX_TILE["rows"], c
     return g
 
 
+def _no_rows(x: torch.Tensor, fmt: str, s: int, global_scale, lowrank_a) -> dict[str, torch.Tensor]:
+    """``launch``'s result for ``(0, K)`` activations: empty codes and scales; NVFP4's dynamic
+    global scales are 1.0, as for an all-zero input (no kernel runs)."""
+    k, device = x.shape[1], x.device
+    sb = block_size(fmt)
+    out = {"codes": torch.empty((0, (k + s) // 2), dtype=torch.uint8, device=device),
+           "scale": torch.empty((0, (k + s) // sb), dtype=torch.float16 if fmt == "int4" else torch.uint8,
+                                device=device)}
+    if fmt == "nvfp4":
+        one = torch.ones((), dtype=torch.float32, device=device)
+        out["global_scale"] = one if global_scale is None else global_scale.to(device, torch.float32).reshape(())
+        if s > 0:
+            out["residual_global_scale"] = one.clone()
+    if lowrank_a is not None:
+        out["lowrank_xa"] = torch.empty((0, lowrank_a.shape[1]), dtype=x.dtype, device=device)
+    return out
+
+
 def _check_inputs(x: torch.Tensor, fmt: str, perm, s: int, lowrank_a) -> None:
     if x.dim() != 2 or not x.is_floating_point():
         raise ValueError(f"expected float activations (M, K), got {x.dtype} {tuple(x.shape)}")
@@ -321,6 +339,8 @@ def launch(
     num_warps = num_warps or tile["num_warps"]
     chunks_per_program = chunks_per_program or tile["chunks_per_program"]
     x = x if x.stride(1) == 1 else x.contiguous()
+    if x.shape[0] == 0:
+        return _no_rows(x, fmt, s, global_scale, lowrank_a)
     dynamic = fmt == "nvfp4" and global_scale is None
     partial_amax = None
     if perm is not None and gather == "pass":  # NVFP4's dynamic amax comes from the same read

@@ -68,6 +68,17 @@ def test_default_gather_pass_on_large_activations(fmt, s):
     _assert_same(act_quant.launch(x, fmt, perm=p, s=s), _reference(x, fmt, perm=p, s=s))
 
 
+@pytest.mark.parametrize("fmt, s", [("nvfp4", 32), ("mxfp4", 0), ("int4", 128)])
+def test_no_rows(fmt, s):
+    """(0, K) activations: empty codes and scales, NVFP4 scales 1.0 (never uninitialized memory)."""
+    x = _activations(4, 256)[:0]
+    out = act_quant.launch(x, fmt, perm=torch.randperm(256).to(DEVICE), s=s, lowrank_a=torch.ones(256, 8).to(DEVICE))
+    assert out["codes"].shape == (0, (256 + s) // 2) and out["scale"].shape[0] == 0
+    assert out["lowrank_xa"].shape == (0, 8)
+    if fmt == "nvfp4":
+        assert float(out["global_scale"]) == 1.0 and float(out["residual_global_scale"]) == 1.0
+
+
 def test_static_scale_and_lowrank_xa():
     x = _activations(17, 256)
     g = torch.tensor(0.02, device=DEVICE)
