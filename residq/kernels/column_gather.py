@@ -3,7 +3,7 @@
 
 Why a pass of its own: ``perm`` sends neighbouring output columns to unrelated input columns, so
 a quantizer that reads ``x[row, perm[col]]`` straight from global memory touches a different
-128-byte line with nearly every lane of a load; on the H100 that held the quantizer at 0.13-0.20
+128-byte line with nearly every lane of a load; on the H100 that held the quantizer at 0.13-0.21
 of copy bandwidth (``benchmarks/kernels.py``, session 14). Here a program reads whole rows with
 16-byte loads, permutes them through shared memory and writes ``X_perm`` with 16-byte stores, so
 both ends of the pass stream.
@@ -12,8 +12,8 @@ The kernel is Gluon (explicit layouts): a row spans all the program's warps, so 
 lowered through shared memory, and with several rows per program one 8-byte shared load fetches
 a column of 4 rows. Plain Triton's ``tl.gather`` picked a warp-local layout and shuffles for the
 same code (60 KB of register spills for 4096 columns, compiled offline for sm_90). Where Gluon
-cannot run (CPU, Triton without Gluon) ``gather_columns`` indexes with torch. The gather moves
-values and never rounds: the result equals ``x[:, perm]`` bit for bit.
+cannot run (CPU, GPUs before Hopper, Triton without Gluon) ``gather_columns`` indexes with
+torch. The gather moves values and never rounds: the result equals ``x[:, perm]`` bit for bit.
 """
 
 from __future__ import annotations
@@ -39,11 +39,12 @@ def reference(x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
 
 @functools.cache
 def _gpu_ok(index: int) -> bool:
-    return torch.cuda.get_device_capability(index) >= (8, 0)
+    return torch.cuda.get_device_capability(index) >= (9, 0)
 
 
 def available(device: torch.device) -> bool:
-    """True when the Gluon kernel can run on ``device`` (CUDA sm_80+, Triton with Gluon)."""
+    """True when the Gluon kernel runs on ``device``: CUDA sm_90+ (where it was built and tested;
+    older GPUs keep the quantizer's fused loads) and Triton with Gluon."""
     if gluon is None or device.type != "cuda":
         return False
     return _gpu_ok(device.index if device.index is not None else torch.cuda.current_device())
