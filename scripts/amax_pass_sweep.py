@@ -1,4 +1,4 @@
-"""Time NVFP4's dynamic-scale amax pass (``act_quant.amax_pass``) alone, over tile shapes, warps and
+"""Time NVFP4's dynamic-scale amax pass (``global_scale.amax_pass``) alone, over tile shapes, warps and
 program counts, at M = 2048 and K = 4096 / 14336 (bf16), with benchmarks/kernels.py's method
 (CUDA graph, inputs rotated past L2). Prints one line per configuration: us, GB/s of X read,
 and the fraction of the copy bandwidth measured in the same process. Checks g against torch.
@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from kernel_timing import sets_for, time_ms
 
-from residq.kernels import act_quant
+from residq.kernels import global_scale
 
 TILES = [(8, 1024), (16, 512), (4, 2048), (16, 1024), (32, 512)]
 WARPS = [4, 8]
@@ -42,11 +42,11 @@ def main() -> None:
         expected = xs[0].float().abs().max() / 2688.0
         g = torch.empty((), dtype=torch.float32, device="cuda")
         for (rows, cols), warps, programs in itertools.product(TILES, WARPS, PROGRAMS):
-            act_quant.amax_pass(xs[0], g, rows, cols, warps, programs)
+            global_scale.amax_pass(xs[0], g, rows, cols, warps, programs)
             if not torch.equal(g, expected):
                 print(f"K={k} {rows}x{cols} w{warps} p{programs}: WRONG g {g.item()} != {expected.item()}")
                 continue
-            ms = time_ms(lambda i, xs=xs, g=g, r=rows, c=cols, w=warps, p=programs: lambda: act_quant.amax_pass(
+            ms = time_ms(lambda i, xs=xs, g=g, r=rows, c=cols, w=warps, p=programs: lambda: global_scale.amax_pass(
                 xs[i], g, r, c, w, p), sets)
             gbps = 2 * m * k / ms / 1e6
             print(f"K={k:5d} tile {rows:2d}x{cols:4d} warps {warps} programs {programs:4d}: "

@@ -12,8 +12,8 @@ Computes, for activations ``X`` ``(M, K)`` (bf16/fp16/fp32):
    ``g2``, as ``residq.nn.activation`` does); the packed operand is ``[Q1 | Q2]``, K+s columns;
 4. optionally ARHQ's low-rank input ``X_perm @ A`` (``A`` ``(K, r)``) from the same read of X.
 
-Kernels: ``_amax_kernel`` (NVFP4 dynamic scale: max |X| per program, the last program reduces
-them and writes g), ``_residual_amax_kernel`` (NVFP4 with s > 0: max |R|, reduced and written
+Kernels: ``global_scale.amax_pass`` (NVFP4 dynamic scale: max |X| per program, the last program
+reduces them and writes g), ``_residual_amax_kernel`` (NVFP4 with s > 0: max |R|, reduced and written
 as g_res the same way), ``_quantize_kernel``
 (everything else, one pass; reads g from device memory, so no host synchronisation and the
 whole call is CUDA-graph capturable). The quantize pass walks the tiles in reverse order, so it
@@ -38,17 +38,18 @@ from residq.kernels.act_quant_tiles import (
 from residq.kernels.block_formats import FORMAT_IDS, block_size, check_k, dequantize_blocks, quantize_blocks
 from residq.kernels.column_gather import available as column_gather_available
 from residq.kernels.column_gather import gather_columns
+from residq.kernels.global_scale import (
+    AMAX_PROGRAMS,
+    amax_pass,
+    amax_workspace,
+    finish_global_scale,
+)
 
-AMAX_PROGRAMS = 1024  # programs (and partials) of the global-amax pass
 # activations (M K) from which a permutation is applied by a gather pass. H100, ARCQuant's call:
 # the fused loads won up to M = 128 at K = 4096 and up to M = 16 at K = 14336, the pass from
 # M = 256 and M = 64 (scripts/perm_gather_probe.py; docs/results/perm-gather-probe-h100.txt)
 GATHER_PASS_MIN = 1 << 20
-_amax_workspaces: dict[tuple[torch.device, str], tuple[torch.Tensor, torch.Tensor]] = {}
-AMAX_TILE = {"rows": 8, "cols": 1024, "num_warps": 4}  # the global-amax pass's tile (amax_pass)
 _RESIDUAL_ROWS, _RESIDUAL_BLOCKS = 16, 8  # residual-amax tile: 16 rows x 8 blocks of 16
-_NVFP4_DIVISOR = tl.constexpr(6.0 * 448.0)
-_FLOAT32_TINY = tl.constexpr(1.1754943508222875e-38)
 
 
 def reference(
@@ -78,44 +79,6 @@ def reference(
     return out
 
 
-@triton.jit
-def _finish_global_scale(partial_ptr, counter_ptr, g_ptr, pid, running, n_programs, MAX_P: tl.constexpr):
-    """Store this program's maximum ``running`` in ``partial[pid]``; the last of ``n_programs``
-    programs to arrive (an atomic ticket, which it resets) reduces the partials and writes the
-    NVFP4 global scale ``g = amax / 2688`` (1.0 when amax is 0) to ``g_ptr``."""
-    tl.store(partial_ptr + pid, running)
-    tl.debug_barrier()
-    arrived = tl.atomic_add(counter_ptr, 1, sem="acq_rel", scope="gpu")
-    if arrived == n_programs - 1:
-        offs = tl.arange(0, MAX_P)
-        partials = tl.load(partial_ptr + offs, mask=offs < n_programs, other=0.0, cache_modifier=".cg")
-        amax = tl.max(partials, axis=0)
-        g = tl.maximum(tl.math.div_rn(amax, _NVFP4_DIVISOR), _FLOAT32_TINY)
-        tl.store(g_ptr, tl.where(amax > 0, g, 1.0))
-        tl.atomic_xchg(counter_ptr, 0, sem="relaxed", scope="gpu")
-
-
-@triton.jit(do_not_specialize=["M", "n_programs"])
-def _amax_kernel(x_ptr, partial_ptr, counter_ptr, g_ptr, M, K, stride_xm, n_programs,
-                 BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, MAX_P: tl.constexpr):
-    """NVFP4 dynamic global scale: ``g = amax(|x|) / 2688`` written to ``g_ptr``.
-
-    Program p takes the row-major tiles p, p + P, ... and writes its max to ``partial[p]``;
-    the last program to finish (an atomic ticket, reset by that program) reduces the partials.
-    """
-    pid = tl.program_id(0)
-    col_tiles = tl.cdiv(K, BLOCK_K)
-    n_tiles = tl.cdiv(M, BLOCK_M) * col_tiles
-    running = 0.0  # reduced to a scalar per tile: few live registers, more programs per SM
-    for tile in range(pid, n_tiles, n_programs):
-        rows = (tile // col_tiles) * BLOCK_M + tl.arange(0, BLOCK_M)
-        cols = (tile % col_tiles) * BLOCK_K + tl.arange(0, BLOCK_K)
-        mask = (rows < M)[:, None] & (cols < K)[None, :]
-        x = tl.load(x_ptr + rows[:, None] * stride_xm + cols[None, :], mask=mask, other=0.0)
-        running = tl.maximum(running, tl.max(tl.max(tl.abs(x.to(tl.float32)), axis=1), axis=0))
-    _finish_global_scale(partial_ptr, counter_ptr, g_ptr, pid, running, n_programs, MAX_P)
-
-
 @triton.jit(do_not_specialize=["M", "S", "n_programs"])
 def _residual_amax_kernel(x_ptr, perm_ptr, g_ptr, partial_ptr, counter_ptr, g_res_ptr, M, K, S, stride_xm,
                           n_programs, HAS_PERM: tl.constexpr, BLOCK_M: tl.constexpr, NB: tl.constexpr,
@@ -124,7 +87,7 @@ def _residual_amax_kernel(x_ptr, perm_ptr, g_ptr, partial_ptr, counter_ptr, g_re
     ``R = X - deq(Q1)`` (stage 1 with scale g), written to ``g_res_ptr``.
 
     The tiles (BLOCK_M rows x NB blocks of the residual columns) are spread over ``n_programs``
-    programs as in ``_amax_kernel``, whose ticket scheme writes the result.
+    programs as in ``global_scale.amax_pass``, whose ticket scheme writes the result.
     """
     pid = tl.program_id(0)
     g = tl.load(g_ptr)
@@ -138,7 +101,7 @@ def _residual_amax_kernel(x_ptr, perm_ptr, g_ptr, partial_ptr, counter_ptr, g_re
         _, _, _, values_lo, values_hi = quantize_block_halves(lo, hi, g, 0, FAST_DIV, HW_FP8)
         worst = tl.maximum(tl.abs(lo - values_lo), tl.abs(hi - values_hi))
         running = tl.maximum(running, tl.max(tl.max(tl.max(worst, axis=2), axis=1), axis=0))
-    _finish_global_scale(partial_ptr, counter_ptr, g_res_ptr, pid, running, n_programs, MAX_P)
+    finish_global_scale(partial_ptr, counter_ptr, g_res_ptr, pid, running, n_programs, MAX_P)
 
 
 @triton.jit(do_not_specialize=["M", "S", "R", "n_chunks",
@@ -165,7 +128,7 @@ def _quantize_kernel(
     first_chunk = (unit % n_units_per_row_tile) * chunks_per_program
     g = 1.0
     if FMT == 0:
-        g = tl.load(g_ptr)  # static, or written by _amax_kernel
+        g = tl.load(g_ptr)  # static, or written by amax_pass
     g2 = g
     if RESIDUAL_G:
         g2 = tl.load(g_res_ptr)  # written by _residual_amax_kernel
@@ -236,35 +199,6 @@ def _has_fp8_conversions(index: int) -> bool:
     """Whether CUDA device ``index`` converts to E4M3 in hardware (sm_89+), cached: launch asks on
     every call."""
     return torch.cuda.get_device_capability(index) >= (8, 9)
-
-
-def _amax_workspace(device: torch.device, purpose: str = "amax") -> tuple[torch.Tensor, torch.Tensor]:
-    """Cached partial maxima and the zeroed ticket counter (reset by the kernel), one pair per
-    device and purpose (the global and the residual amax pass)."""
-    held = _amax_workspaces.get((device, purpose))
-    if held is None:
-        held = (torch.empty(AMAX_PROGRAMS, dtype=torch.float32, device=device),
-                torch.zeros(1, dtype=torch.int32, device=device))
-        _amax_workspaces[(device, purpose)] = held
-    return held
-
-
-def amax_pass(x: torch.Tensor, g: torch.Tensor, rows: int = AMAX_TILE["rows"], cols: int = AMAX_TILE["cols"],
-              num_warps: int = AMAX_TILE["num_warps"], programs: int = AMAX_PROGRAMS) -> torch.Tensor:
-    """NVFP4's dynamic global scale of ``x`` ``(M, K)`` (unit stride along K) written into the
-    float32 scalar ``g``: ``amax(|x|) / 2688`` (1.0 when x is all zeros), one launch, no host
-    synchronisation. ``rows`` x ``cols`` tiles spread over at most ``programs`` (<= 1024)
-    programs; the defaults are ``AMAX_TILE`` (``scripts/amax_pass_sweep.py`` times others)."""
-    if not 1 <= programs <= AMAX_PROGRAMS:
-        raise ValueError(f"programs must be in [1, {AMAX_PROGRAMS}], got {programs}")
-    m, k = x.shape
-    tiles = triton.cdiv(m, rows) * triton.cdiv(k, cols)
-    n_programs = min(tiles, programs)
-    partials, counter = _amax_workspace(x.device)
-    _amax_kernel[(n_programs,)](x, partials, counter, g, m, k, x.stride(0), n_programs,
-                                BLOCK_M=rows, BLOCK_K=cols, MAX_P=AMAX_PROGRAMS, num_warps=num_warps,
-                                enable_fp_fusion=False)
-    return g
 
 
 def _no_rows(x: torch.Tensor, fmt: str, s: int, global_scale, lowrank_a) -> dict[str, torch.Tensor]:
@@ -344,8 +278,7 @@ def launch(
     dynamic = fmt == "nvfp4" and global_scale is None
     partial_amax = None
     if perm is not None and gather == "pass":  # NVFP4's dynamic amax comes from the same read
-        x, partial_amax = gather_columns(x, perm.to(x.device), with_amax=True) if dynamic else (
-            gather_columns(x, perm.to(x.device)), None)
+        x, partial_amax = gather_columns(x, perm.to(x.device), with_amax=dynamic)
         perm = None
     m, k = x.shape
     sb = block_size(fmt)
@@ -368,7 +301,7 @@ def launch(
     if residual_g:
         tiles = triton.cdiv(m, _RESIDUAL_ROWS) * triton.cdiv(s // 16, _RESIDUAL_BLOCKS)
         n_programs = min(tiles, AMAX_PROGRAMS)
-        partials, counter = _amax_workspace(device, "residual")
+        partials, counter = amax_workspace(device, "residual")
         _residual_amax_kernel[(n_programs,)](
             x, perm_arg, g, partials, counter, g_res, m, k, s, x.stride(0), n_programs,
             HAS_PERM=perm is not None, BLOCK_M=_RESIDUAL_ROWS, NB=_RESIDUAL_BLOCKS, FAST_DIV=fast_div,

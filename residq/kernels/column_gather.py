@@ -89,11 +89,12 @@ if gluon is not None:
         gl.store(out_ptr + rows[:, None].to(gl.int64) * stride_om + cols[None, :], gathered, mask=mask)
 
 
-def gather_columns(x: torch.Tensor, perm: torch.Tensor, with_amax: bool = False):
-    """``x[:, perm]`` as a new contiguous ``(M, K)`` tensor of x's dtype; with ``with_amax``,
-    ``(x_perm, partial_amax)``: float32 maxima of ``|x|`` whose maximum is ``max |x|`` (one per
-    program, taken from the same read of x; NVFP4's dynamic global scale needs it, and
-    ``act_quant.amax_pass`` over these few values gives the same scale as over x).
+def gather_columns(x: torch.Tensor, perm: torch.Tensor,
+                   with_amax: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(x_perm, partial_amax)``: ``x[:, perm]`` as a new contiguous ``(M, K)`` tensor of x's
+    dtype and, with ``with_amax`` (else None), float32 maxima of ``|x|`` whose maximum is
+    ``max |x|`` (one per program, taken from the same read of x; NVFP4's dynamic global scale
+    needs it, and ``global_scale.amax_pass`` over these few values gives the same scale as over x).
 
     Args:
         x: ``(M, K)`` activations (16- or 32-bit floats), unit column stride.
@@ -110,11 +111,12 @@ def gather_columns(x: torch.Tensor, perm: torch.Tensor, with_amax: bool = False)
         raise ValueError(f"perm must have shape ({k},), got {tuple(perm.shape)}")
     if not available(x.device) or m == 0:
         out = reference(x, perm).contiguous()
-        return (out, x.abs().amax(dim=1).float()) if with_amax else out
+        return out, x.abs().amax(dim=1).float() if with_amax else None
     out = torch.empty((m, k), dtype=x.dtype, device=x.device)
     cfg = tile(k)
     programs = triton.cdiv(m, cfg["BLOCK_M"])
-    amax = torch.empty(programs, dtype=torch.float32, device=x.device) if with_amax else out
+    amax = torch.empty(programs, dtype=torch.float32, device=x.device) if with_amax else None
     index = perm.to(device=x.device, dtype=torch.int32)  # no copy when it is already that
-    _gather_kernel[(programs,)](x, index, out, amax, m, k, x.stride(0), out.stride(0), AMAX=with_amax, **cfg)
-    return (out, amax) if with_amax else out
+    _gather_kernel[(programs,)](x, index, out, out if amax is None else amax, m, k, x.stride(0), out.stride(0),
+                                AMAX=with_amax, **cfg)
+    return out, amax

@@ -132,21 +132,3 @@ def test_prefetching_loop_matches_reference(fmt, s, perm, chunks):
     _assert_same(out, _reference(x, fmt, perm=p, s=s))
 
 
-@pytest.mark.parametrize("rows, cols, programs", [(8, 1024, 1024), (4, 256, 3), (16, 512, 1)])
-def test_amax_pass_writes_the_global_scale(rows, cols, programs):
-    """The dynamic-scale pass alone, over tilings that leave programs with several tiles, ragged
-    tiles, and all-zero input (scale 1.0); its ticket counter resets itself between calls."""
-    x = _activations(40, 768, seed=2)
-    g = torch.empty((), dtype=torch.float32, device=DEVICE)
-    for _ in range(2):
-        act_quant.amax_pass(x, g, rows=rows, cols=cols, programs=programs)
-        expected = x.float().abs().max().cpu() / 2688.0  # float32, as the reference divides
-        assert torch.equal(g.cpu(), expected)
-    act_quant.amax_pass(torch.zeros_like(x), g, rows=rows, cols=cols, programs=programs)
-    assert float(g) == 1.0
-
-
-def test_amax_pass_rejects_too_many_programs():
-    x = _activations(8, 256)
-    with pytest.raises(ValueError, match="programs must be in"):
-        act_quant.amax_pass(x, torch.empty((), device=DEVICE), programs=act_quant.AMAX_PROGRAMS + 1)
